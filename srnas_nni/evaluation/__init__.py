@@ -1,0 +1,1 @@
+"""Evaluation: MATLAB-compatible resizing, SR metrics, data, training and NNI evaluators."""

@@ -1,0 +1,310 @@
+"""Reading image files into ``uint8`` arrays, with every Pillow mode handled on purpose.
+
+:func:`read_image` returns ``HxWx3`` for colour images and ``HxW`` for single-channel ones, always
+``uint8``, upright (EXIF orientation applied) and fully decoded (truncated or corrupt files fail
+here, not later in training). Every failure is an :class:`~srnas_nni.errors.ImageReadError` whose
+one-line message names the file.
+
+How each Pillow mode becomes ``uint8`` (stored values are kept: no ICC colour management, no
+gamma, no guessing that an RGB image "is really gray")::
+
+    Pillow mode                          result  conversion
+    -----------------------------------  ------  ----------------------------------------------
+    L                                    HxW     as stored
+    1 (bilevel)                          HxW     0 -> 0, 1 -> 255
+    LA, La                               HxW     alpha dropped (La is un-premultiplied first)
+    I;16, I;16L, I;16B, I;16N (16-bit)   HxW     round(v / 257): 65535 -> 255, 257*k -> k
+    I (32-bit int, e.g. 16-bit PGM)      HxW     round(v / 257) if all 0 <= v <= 65535, else error
+    F (32-bit float)                     error   floats have no defined white level (1.0? 255?)
+    RGB                                  HxWx3   as stored
+    RGBA, RGBX                           HxWx3   alpha/padding dropped, stored colour kept
+    RGBa                                 HxWx3   un-premultiplied, then alpha dropped
+    P, PA (palette)                      HxWx3   palette colours (via RGBA, so transparency in
+                                                 the palette is dropped, not composited);
+                                                 gray palettes stay RGB (we do not guess)
+    CMYK, YCbCr, LAB, HSV                HxWx3   Pillow's own conversion to RGB
+    16-bit RGB / RGBA PNG and TIFF       HxWx3   round(v / 257), alpha dropped (see below)
+    16-bit gray+alpha PNG                HxW     round(v / 257), alpha dropped (see below)
+    16-bit PPM (maxval > 255)            HxWx3   Pillow rescales to RGB: round(v * 255 / maxval)
+    16-bit PGM (maxval > 255)            HxW     Pillow rescales to I in 0..65535; round(v / 257)
+    any other mode                       error   "unsupported image mode"
+
+Why 16-bit colour needs care: Pillow has no 16-bit RGB mode; it decodes 16-bit RGB(A) samples
+into 8-bit ``RGB``/``RGBA`` by keeping only the high byte (``floor(v / 256)``) and opens 16-bit
+gray+alpha PNGs as ``RGBA``. To convert them exactly like 16-bit gray (``round(v / 257)``), the
+file is decoded a second time with the byte order swapped in the decoder's raw mode, which yields
+the low bytes (Pillow's decoders undo PNG filtering and TIFF compression the same way for both
+byte orders). Gray+alpha is decoded a second time as plain 4-byte ``RGBA`` to get both bytes.
+
+Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF): the first frame. GIFs whose palette is
+all gray are opened by Pillow as ``L`` and so come back single-channel.
+
+:func:`list_images` lists a folder's images (:data:`IMAGE_EXTENSIONS`) in natural order;
+:func:`to_rgb` replicates a gray image into three channels for models that take RGB.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DatasetError, ImageReadError
+
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "list_images", "natural_sort_key", "to_rgb"]
+
+#: Lower-case suffixes (with the dot) that :func:`list_images` treats as images; case-insensitive.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+)
+
+_UINT16_MAX = 65535
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode ``path`` fully into a ``uint8`` array: ``HxWx3`` (colour) or ``HxW`` (gray).
+
+    See the module docstring for how each Pillow mode is converted. Raises
+    :class:`ImageReadError` (one line, naming the file) for a missing path, a folder, an empty
+    file, a file that is not an image, truncated or corrupt data, or an unsupported mode.
+    """
+    path = Path(path)
+    _check_is_nonempty_file(path)
+    try:
+        return _decode(path)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image file (or a format Pillow cannot read)") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise OSError, SyntaxError, ValueError, ...
+        raise ImageReadError(path, f"cannot decode image data ({_one_line(exc)})") from exc
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder``, in natural order (``img2`` before ``img10``).
+
+    Only files whose suffix is in :data:`IMAGE_EXTENSIONS` count (any case); hidden files such
+    as macOS ``._0001.png`` resource forks are ignored. Raises :class:`DatasetError` naming the
+    folder if it is missing, not a folder, or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise DatasetError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder")
+    images = [
+        entry for entry in folder.iterdir()
+        if entry.suffix.lower() in IMAGE_EXTENSIONS and not entry.name.startswith(".") and entry.is_file()
+    ]
+    if not images:
+        extensions = ", ".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
+        raise DatasetError(f"{folder}: no image files ({extensions})")
+    return sorted(images, key=lambda entry: natural_sort_key(entry.name))
+
+
+def natural_sort_key(name: str) -> tuple:
+    """Sort key ordering digit runs by value, case-insensitively, ties broken by the exact name."""
+    parts = _DIGIT_RUNS.split(name)
+    # re.split with a capture group alternates text, digits, text...: same type at each index.
+    folded = tuple(int(part) if index % 2 else part.casefold() for index, part in enumerate(parts))
+    return folded, name
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """``HxW`` or ``HxWx1`` gray -> ``HxWx3`` by replication; ``HxWx3`` is returned as is."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"to_rgb expects an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+_DIGIT_RUNS = re.compile(r"(\d+)", re.ASCII)
+
+
+def _check_is_nonempty_file(path: Path) -> None:
+    # Checked before Pillow so the message says what is wrong rather than "cannot identify".
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot access file ({_one_line(exc)})") from None
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image file")
+    if stat.st_size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+
+
+def _decode(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        # The tiles (decoder instructions) are gone after load(); keep them for a second pass.
+        tiles = list(image.tile)
+        second_pass = _second_pass_rawmode(image.mode, tiles)
+        image.load()  # decode everything now: truncated data fail here
+        upright = ImageOps.exif_transpose(image)
+    if second_pass is not None:
+        return _sixteen_bit_colour(path, upright, tiles, second_pass)
+    converter = _CONVERTERS.get(upright.mode)
+    if converter is None:
+        raise ImageReadError(path, f"unsupported image mode {upright.mode!r}")
+    return _writable(converter(path, upright))
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    # np.asarray(PIL image) is a read-only view of Pillow's bytes; callers (torch.from_numpy,
+    # in-place edits) expect an ordinary array, so copy only when needed.
+    if array.flags.writeable and array.flags.c_contiguous:
+        return array
+    return np.array(array, order="C")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# -- mode conversions (see the table in the module docstring) --------------------------------
+
+
+def _as_stored(path: Path, image: Image.Image) -> np.ndarray:
+    return np.asarray(image)
+
+
+def _bilevel(path: Path, image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"))
+
+
+def _gray_drop_alpha(path: Path, image: Image.Image) -> np.ndarray:
+    # "La" (premultiplied) -> "LA" un-premultiplies; then channel 0 is the stored gray.
+    return np.asarray(image.convert("LA"))[:, :, 0]
+
+
+def _colour_drop_alpha(path: Path, image: Image.Image) -> np.ndarray:
+    # Via RGBA: palette transparency stays out of the colours (no Pillow transparency warning),
+    # premultiplied RGBa is un-premultiplied, RGBX padding is ignored.
+    return np.asarray(image.convert("RGBA"))[:, :, :3]
+
+
+def _pillow_rgb(path: Path, image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+def _sixteen_bit_gray(path: Path, image: Image.Image) -> np.ndarray:
+    return _round_16_to_8(np.asarray(image))
+
+
+def _int32_gray(path: Path, image: Image.Image) -> np.ndarray:
+    values = np.asarray(image)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > _UINT16_MAX:
+        raise ImageReadError(
+            path,
+            f"32-bit integer image with values {low}..{high} outside 0..{_UINT16_MAX} "
+            "has no defined 8-bit range",
+        )
+    return _round_16_to_8(values)
+
+
+def _float_image(path: Path, image: Image.Image) -> np.ndarray:
+    raise ImageReadError(
+        path, "unsupported image mode 'F' (32-bit float has no defined white level; save it as 8 or 16-bit)"
+    )
+
+
+_CONVERTERS: dict[str, Callable[[Path, Image.Image], np.ndarray]] = {
+    "L": _as_stored,
+    "1": _bilevel,
+    "LA": _gray_drop_alpha,
+    "La": _gray_drop_alpha,
+    "I;16": _sixteen_bit_gray,
+    "I;16L": _sixteen_bit_gray,
+    "I;16B": _sixteen_bit_gray,
+    "I;16N": _sixteen_bit_gray,
+    "I": _int32_gray,
+    "F": _float_image,
+    "RGB": _as_stored,
+    "RGBA": _colour_drop_alpha,
+    "RGBX": _colour_drop_alpha,
+    "RGBa": _colour_drop_alpha,
+    "P": _colour_drop_alpha,
+    "PA": _colour_drop_alpha,
+    "CMYK": _pillow_rgb,
+    "YCbCr": _pillow_rgb,
+    "LAB": _pillow_rgb,
+    "HSV": _pillow_rgb,
+}
+
+
+def _round_16_to_8(values: np.ndarray) -> np.ndarray:
+    # round(v / 257) in integers; 257 is odd so there are no ties. 65535 -> 255, 257*k -> k.
+    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+# -- 16-bit colour: a second decode for the bytes Pillow throws away --------------------------
+
+_OPPOSITE_BYTE_ORDER = {"B": "L", "L": "B", "N": "B" if sys.byteorder == "little" else "L"}
+_GRAY_ALPHA_16 = "LA;16B"  # 16-bit gray+alpha PNG, opened by Pillow as 8-bit RGBA
+
+
+def _tile_rawmode(tile) -> str | None:
+    args = tile[3]
+    if isinstance(args, str):
+        return args
+    if isinstance(args, tuple) and args and isinstance(args[0], str):
+        return args[0]
+    return None
+
+
+def _second_pass_rawmode(mode: str, tiles: list) -> dict[str, str] | None:
+    """``{first-pass rawmode: second-pass rawmode}`` if Pillow narrows 16-bit colour, else None."""
+    rawmodes = {_tile_rawmode(tile) for tile in tiles}
+    if not rawmodes or None in rawmodes:
+        return None
+    mapping: dict[str, str] = {}
+    for rawmode in rawmodes:
+        if mode == "RGBA" and rawmode == _GRAY_ALPHA_16:
+            mapping[rawmode] = "RGBA"  # same 4 bytes per pixel, read without unpacking
+        elif mode in ("RGB", "RGBA") and rawmode[:-1] == f"{mode};16" and rawmode[-1] in _OPPOSITE_BYTE_ORDER:
+            mapping[rawmode] = rawmode[:-1] + _OPPOSITE_BYTE_ORDER[rawmode[-1]]
+        else:
+            return None
+    return mapping
+
+
+def _with_rawmode(tile, rawmode: str):
+    args = tile[3]
+    new_args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
+    if hasattr(tile, "_replace"):  # Pillow >= 11 uses a NamedTuple
+        return tile._replace(args=new_args)
+    return (tile[0], tile[1], tile[2], new_args)
+
+
+def _sixteen_bit_colour(path: Path, high: Image.Image, tiles: list,
+                        second_pass: dict[str, str]) -> np.ndarray:
+    with Image.open(path) as image:
+        image.tile = [_with_rawmode(tile, second_pass[_tile_rawmode(tile)]) for tile in tiles]
+        image.load()
+        other = np.asarray(ImageOps.exif_transpose(image)).astype(np.uint16)
+    if _GRAY_ALPHA_16 in second_pass:
+        # Raw bytes per pixel: gray high, gray low, alpha high, alpha low.
+        return _round_16_to_8((other[:, :, 0] << 8) | other[:, :, 1])
+    samples = (np.asarray(high).astype(np.uint16) << 8) | other
+    return _writable(_round_16_to_8(samples)[:, :, :3])

@@ -1,0 +1,98 @@
+"""Whole-image validation of an SR model on a data set, as papers report it.
+
+Each LR image goes through the model at full size (no patches), the output is clipped and rounded
+to 8 bit, and PSNR/SSIM are measured on the Y channel with ``scale`` pixels cropped from every
+border (:mod:`srnas_nni.evaluation.metrics`). The set's score is the mean of the per-image scores.
+Gray images are fed to the model replicated to RGB and measured on their single channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import to_float_tensor, validation_batches
+from .images import to_rgb
+from .metrics import sr_metrics
+
+__all__ = ["ImageScore", "ValidationResult", "super_resolve", "to_uint8_image", "validate"]
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float
+    psnr_rgb: float
+
+
+@dataclass
+class ValidationResult:
+    """Mean Y-PSNR/SSIM (and labelled RGB PSNR) over a set, with the per-image scores."""
+
+    psnr: float
+    ssim: float
+    psnr_rgb: float
+    scale: int
+    crop: int
+    images: list[ImageScore] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "psnr": self.psnr,
+            "ssim": self.ssim,
+            "psnr_rgb": self.psnr_rgb,
+            "scale": self.scale,
+            "crop": self.crop,
+            "images": [asdict(image) for image in self.images],
+        }
+
+
+def to_uint8_image(batch: torch.Tensor) -> np.ndarray:
+    """First image of a float NCHW batch in [0, 1] -> uint8 HxWxC, clipped and rounded (halves up)."""
+    return batch[0].clamp(0, 1).mul(255.0).add(0.5).floor().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """Run ``model`` on one uint8 LR image (HxW or HxWx3); return the uint8 HxWx3 SR image."""
+    with torch.no_grad():
+        return to_uint8_image(model(to_float_tensor(to_rgb(lr)[None], device)))
+
+
+def validate(model: nn.Module, dataset, *, device: torch.device | str = "cpu", crop: int | None = None,
+             progress: bool = False) -> ValidationResult:
+    """Score ``model`` on every image of ``dataset`` (a sequence of ``SRPair`` with ``scale``)."""
+    scale = int(dataset.scale)
+    crop = scale if crop is None else int(crop)
+    was_training = model.training
+    model.eval()
+    scores: list[ImageScore] = []
+    images = validation_batches(dataset, device)
+    if progress:
+        from tqdm.auto import tqdm
+
+        images = tqdm(images, total=len(dataset), desc="validate", leave=False)
+    try:
+        for image in images:
+            with torch.no_grad():
+                sr = to_uint8_image(model(image.lr))
+            if sr.shape[:2] != image.hr.shape[:2]:
+                raise ValueError(
+                    f"{image.name}: model output {sr.shape[1]}x{sr.shape[0]} does not match the HR image "
+                    f"{image.hr.shape[1]}x{image.hr.shape[0]} at x{scale}"
+                )
+            m = sr_metrics(sr, image.hr, crop)
+            scores.append(ImageScore(image.name, float(m["psnr"]), float(m["ssim"]), float(m["psnr_rgb"])))
+    finally:
+        model.train(was_training)
+    return ValidationResult(
+        psnr=float(np.mean([s.psnr for s in scores])),
+        ssim=float(np.mean([s.ssim for s in scores])),
+        psnr_rgb=float(np.mean([s.psnr_rgb for s in scores])),
+        scale=scale,
+        crop=crop,
+        images=scores,
+    )

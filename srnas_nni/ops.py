@@ -1,0 +1,282 @@
+"""Building blocks shared by the baselines and the search spaces.
+
+Everything here is a plain ``nn.Module`` (or a pure function) over float ``NCHW`` tensors:
+
+* :func:`conv2d`: a convolution with "same" padding, so blocks never change the spatial size;
+* :class:`ConvReLU`: convolution followed by ReLU (CARN's ``BasicBlock``, used for 1x1 fusions);
+* :class:`MeanShift`: adds or subtracts a fixed per-channel mean, held as a *buffer*: it moves
+  with the model (``.to``/``.half``) but is not a learnable parameter;
+* :class:`ResidualBlock`, :class:`EfficientResidualBlock`: conv-ReLU-conv residual units (the
+  latter is CARN-M's grouped, cheaper unit);
+* :class:`CascadingBlock`: CARN's cascading connections (every unit's output is concatenated to
+  all earlier features and fused back to ``channels`` by a 1x1 :class:`ConvReLU`);
+* :class:`SubPixelUpsampler` / :class:`MultiScaleUpsampler`: conv + ``PixelShuffle`` upsampling
+  (optionally grouped), for one scale or for several with only the requested one run;
+* :func:`rgb_to_ycbcr` / :func:`ycbcr_to_rgb` and :class:`YChannelSR`: BT.601 colour conversion,
+  and the wrapper that lets a 1-channel (Y) network serve the RGB -> RGB model contract.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .evaluation.imresize import imresize
+
+__all__ = [
+    "DIV2K_RGB_MEAN",
+    "same_padding",
+    "conv2d",
+    "ConvReLU",
+    "MeanShift",
+    "ResidualBlock",
+    "EfficientResidualBlock",
+    "CascadingBlock",
+    "SubPixelUpsampler",
+    "MultiScaleUpsampler",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "YChannelSR",
+]
+
+#: Mean RGB of the DIV2K training images in [0, 1] (the constant CARN/EDSR subtract at the input).
+DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+
+
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """Padding that keeps the spatial size of a stride-1 convolution with an odd kernel."""
+    if kernel_size % 2 == 0:
+        raise ValueError(f"'same' padding needs an odd kernel size, got {kernel_size}")
+    return dilation * (kernel_size - 1) // 2
+
+
+def conv2d(in_channels: int, out_channels: int, kernel_size: int, *, groups: int = 1,
+           dilation: int = 1, bias: bool = True) -> nn.Conv2d:
+    """Stride-1 ``nn.Conv2d`` with "same" padding (output has the input's height and width)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=same_padding(kernel_size, dilation),
+                     dilation=dilation, groups=groups, bias=bias)
+
+
+class ConvReLU(nn.Sequential):
+    """``conv2d`` followed by ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, groups: int = 1):
+        super().__init__(conv2d(in_channels, out_channels, kernel_size, groups=groups), nn.ReLU(inplace=True))
+
+
+class MeanShift(nn.Module):
+    """``x + sign * mean`` per channel, with ``mean`` a fixed buffer (not a parameter).
+
+    ``sign=-1`` subtracts the mean (at a network's input), ``sign=+1`` adds it back (at its output).
+    """
+
+    mean: torch.Tensor
+
+    def __init__(self, mean: Sequence[float] = DIV2K_RGB_MEAN, sign: int = -1):
+        super().__init__()
+        if sign not in (-1, 1):
+            raise ValueError(f"MeanShift sign must be -1 or +1, got {sign}")
+        self.sign = sign
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.mean if self.sign < 0 else x + self.mean
+
+    def extra_repr(self) -> str:
+        return f"sign={self.sign:+d}"
+
+
+class ResidualBlock(nn.Module):
+    """``conv-ReLU-conv`` plus the input; CARN also applies a ReLU after the addition."""
+
+    def __init__(self, channels: int, *, kernel_size: int = 3, groups: int = 1, relu_after_add: bool = True):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv2d(channels, channels, kernel_size, groups=groups),
+            nn.ReLU(inplace=True),
+            conv2d(channels, channels, kernel_size, groups=groups),
+        )
+        self.relu_after_add = relu_after_add
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x) + x
+        return torch.relu(out) if self.relu_after_add else out
+
+
+class EfficientResidualBlock(nn.Module):
+    """CARN-M's residual unit: grouped 3x3, ReLU, grouped 3x3, ReLU, 1x1 (mixes the groups); + input; ReLU."""
+
+    def __init__(self, channels: int, *, groups: int = 4):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv2d(channels, channels, 3, groups=groups),
+            nn.ReLU(inplace=True),
+            conv2d(channels, channels, 3, groups=groups),
+            nn.ReLU(inplace=True),
+            conv2d(channels, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + x)
+
+
+class CascadingBlock(nn.Module):
+    """Units chained with cascading connections (CARN, Ahn et al. 2018).
+
+    With ``x`` the input, ``u_i`` the units and ``f_i`` 1x1 fusions::
+
+        o_1 = f_1(cat[x, u_1(x)])
+        o_2 = f_2(cat[x, u_1(x), u_2(o_1)])
+        o_3 = f_3(cat[x, u_1(x), u_2(o_1), u_3(o_2)])   -> output
+
+    ``share_units=True`` builds one unit and applies it ``depth`` times (CARN-M's recursion: the
+    weights are shared, the fusions are not). The same class makes CARN's global cascade, whose
+    units are themselves cascading blocks.
+    """
+
+    def __init__(self, channels: int, make_unit: Callable[[], nn.Module], *, depth: int = 3,
+                 share_units: bool = False):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"CascadingBlock depth must be >= 1, got {depth}")
+        self.depth = depth
+        self.share_units = share_units
+        self.units = nn.ModuleList([make_unit()] if share_units else [make_unit() for _ in range(depth)])
+        self.fusions = nn.ModuleList(ConvReLU(channels * (i + 2), channels, 1) for i in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features, out = x, x
+        for i, fuse in enumerate(self.fusions):
+            unit = self.units[0 if self.share_units else i]
+            features = torch.cat([features, unit(out)], dim=1)
+            out = fuse(features)
+        return out
+
+
+def _pixel_shuffle_factors(scale: int) -> list[int]:
+    """Scale as a product of the sub-pixel steps we build: 2, 2, ... for powers of two, or one 3."""
+    if scale == 3:
+        return [3]
+    if scale >= 1 and scale & (scale - 1) == 0:
+        return [2] * int(math.log2(scale))
+    raise ValueError(f"sub-pixel upsampling supports x3 and powers of two, not x{scale}")
+
+
+class SubPixelUpsampler(nn.Sequential):
+    """Upsample ``channels`` feature maps by ``scale`` with sub-pixel convolution (Shi et al. 2016).
+
+    Per factor ``r`` (x4 = two steps of 2): ``conv(channels -> r*r*channels)`` [+ ReLU] then
+    ``PixelShuffle(r)``. The channel count is unchanged; ``groups`` makes the convolutions grouped
+    (CARN-M). x1 is the identity.
+    """
+
+    def __init__(self, channels: int, scale: int, *, groups: int = 1, kernel_size: int = 3,
+                 activation: bool = True):
+        layers: list[nn.Module] = []
+        for factor in _pixel_shuffle_factors(scale):
+            layers.append(conv2d(channels, channels * factor * factor, kernel_size, groups=groups))
+            if activation:
+                layers.append(nn.ReLU(inplace=True))
+            layers.append(nn.PixelShuffle(factor))
+        super().__init__(*layers)
+        self.scale = scale
+
+
+class MultiScaleUpsampler(nn.Module):
+    """One :class:`SubPixelUpsampler` per scale; ``forward(x, scale)`` runs only that scale's.
+
+    This is how CARN was published: one network trained for x2/x3/x4 at once, whose parameter
+    count includes all upsamplers although an image passes through one.
+    """
+
+    def __init__(self, channels: int, scales: Sequence[int] = (2, 3, 4), *, groups: int = 1,
+                 activation: bool = True):
+        super().__init__()
+        self.branches = nn.ModuleDict(
+            {f"x{s}": SubPixelUpsampler(channels, s, groups=groups, activation=activation) for s in scales}
+        )
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(int(key[1:]) for key in self.branches)
+
+    def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        key = f"x{scale}"
+        if key not in self.branches:
+            raise ValueError(f"this upsampler has scales {list(self.scales)}, not x{scale}")
+        return self.branches[key](x)
+
+
+# ITU-R BT.601 "studio swing" on [0, 1] floats: Y in [16, 235]/255, Cb and Cr in [16, 240]/255.
+# It is MATLAB's rgb2ycbcr, which SR papers use to run and to evaluate on the Y channel.
+_YCBCR_OFFSET = (16.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
+_RGB_TO_YCBCR_255 = np.array([
+    [65.481, 128.553, 24.966],
+    [-37.797, -74.203, 112.0],
+    [112.0, -93.786, -18.214],
+])
+_RGB_TO_YCBCR = (_RGB_TO_YCBCR_255 / 255.0).tolist()
+# The exact inverse, computed once in double precision, so RGB -> YCbCr -> RGB round-trips.
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR_255 / 255.0).tolist()
+
+
+def _mix_channels(x: torch.Tensor, matrix: list[list[float]], before: Sequence[float],
+                  after: Sequence[float]) -> torch.Tensor:
+    """``after + matrix @ (x - before)`` over the channel axis (dim -3), as elementwise arithmetic.
+
+    Elementwise rather than a 1x1 convolution on purpose: colour conversion is not a layer of the
+    network and must not show up in its Mult-Adds.
+    """
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"colour conversion needs 3 channels at dim -3, got shape {tuple(x.shape)}")
+    channels = [c - b for c, b in zip(x.unbind(dim=-3), before)]
+    rows = [after[i] + matrix[i][0] * channels[0] + matrix[i][1] * channels[1] + matrix[i][2] * channels[2]
+            for i in range(3)]
+    return torch.stack(rows, dim=-3)
+
+
+def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 studio-swing YCbCr of an RGB tensor in [0, 1] (``...x3xHxW``), also in [0, 1] units."""
+    return _mix_channels(rgb, _RGB_TO_YCBCR, (0.0, 0.0, 0.0), _YCBCR_OFFSET)
+
+
+def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (not clipped)."""
+    return _mix_channels(ycbcr, _YCBCR_TO_RGB, _YCBCR_OFFSET, (0.0, 0.0, 0.0))
+
+
+class YChannelSR(nn.Module):
+    """Run a 1-channel SR network on the luma of an RGB image.
+
+    SRCNN, FSRCNN and VDSR were published on the Y channel of YCbCr, with the chroma upsampled by
+    bicubic interpolation. This wrapper keeps that form and the RGB -> RGB model contract:
+    RGB -> YCbCr; ``core`` maps Y to the HR Y; Cb and Cr are upsampled with MATLAB bicubic
+    (:func:`~srnas_nni.evaluation.imresize.imresize`); YCbCr -> RGB.
+
+    ``pre_upsample=True`` gives the core the bicubic-upsampled Y (SRCNN, VDSR: their convolutions
+    run at HR size and their output has the input's size); ``False`` gives it the LR Y (FSRCNN:
+    the core upsamples by itself).
+    """
+
+    in_channels = 3
+
+    def __init__(self, core: nn.Module, scale: int, *, pre_upsample: bool):
+        super().__init__()
+        self.core = core
+        self.scale = int(scale)
+        self.pre_upsample = bool(pre_upsample)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ycbcr = rgb_to_ycbcr(x)
+        luma, chroma = ycbcr[:, :1], ycbcr[:, 1:]
+        core_input = imresize(luma, self.scale) if self.pre_upsample else luma
+        luma_hr = self.core(core_input)
+        chroma_hr = imresize(chroma, self.scale)
+        return ycbcr_to_rgb(torch.cat([luma_hr, chroma_hr], dim=1))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, pre_upsample={self.pre_upsample}"

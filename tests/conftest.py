@@ -1,0 +1,68 @@
+"""Shared fixtures: small synthetic images, the optional ../shared/data folder, a tiny SR model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """``$SRNAS_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("SRNAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_benchmark() -> Path:
+    root = shared_data_root() / "benchmark"
+    if not (root / "Set5").is_dir():
+        pytest.skip(f"shared benchmark data not found at {root}")
+    return root
+
+
+def smooth_image(height: int, width: int, seed: int, channels: int = 3) -> np.ndarray:
+    """A band-limited random image: natural-ish content an SR model can learn quickly."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(max(2, height // 8), max(2, width // 8), channels))
+    image = Image.fromarray(coarse.astype(np.uint8).squeeze() if channels == 1 else coarse.astype(np.uint8))
+    return np.asarray(image.resize((width, height), Image.BICUBIC))
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """Four 48x64 RGB PNGs."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(smooth_image(48, 64, seed=i)).save(folder / f"img{i}.png")
+    return folder
+
+
+class TinySR(nn.Module):
+    """conv-relu-conv + pixel shuffle: a few hundred parameters, trains in seconds."""
+
+    def __init__(self, scale: int = 2, width: int = 8):
+        super().__init__()
+        self.scale = scale
+        self.in_channels = 3
+        self.body = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3 * scale * scale, 3, padding=1)
+        )
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
+        return up + self.shuffle(self.body(x))
+
+
+@pytest.fixture
+def tiny_model() -> TinySR:
+    torch.manual_seed(0)
+    return TinySR()
