@@ -24,7 +24,7 @@ venv: $(STAMP)
 # A short real job on the images that ship with scikit-image/scikit-learn: every baseline trained
 # with the same small budget, then evaluated and costed side by side.
 demo: $(STAMP)
-	$(SRNAS) compare --scale 2 --train-steps 150 --output-dir runs/demo
+	$(SRNAS) compare --scale 2 --train-steps 200 --batch-size 8 --patch-size 48 --lr 1e-3 --output-dir runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest

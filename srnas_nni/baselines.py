@@ -153,6 +153,8 @@ class FSRCNNCore(nn.Module):
     per-channel PReLU | deconvolution 9x9 (d->1), stride ``scale``. Padding 4 and output padding
     ``scale - 1`` make the output exactly ``scale`` times the input. FSRCNN(56, 12, 4) has 12,464
     convolution weights (the paper's "12K") and 12,809 parameters with biases and PReLU slopes.
+    Initialised as the paper says: He initialisation for PReLU on the convolutions, N(0, 0.001) on
+    the deconvolution, zero biases.
     """
 
     def __init__(self, scale: int, d: int = 56, s: int = 12, m: int = 4):
@@ -166,6 +168,12 @@ class FSRCNNCore(nn.Module):
         self.mapping = nn.Sequential(*mapping)
         self.expand = nn.Sequential(conv2d(s, d, 1), nn.PReLU(d))
         self.deconv = nn.ConvTranspose2d(d, 1, 9, stride=self.scale, padding=4, output_padding=self.scale - 1)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0.25, nonlinearity="leaky_relu")  # PReLU init 0.25
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.deconv.weight, std=0.001)
+        nn.init.zeros_(self.deconv.bias)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.expand(self.mapping(self.shrink(self.feature(y)))))
