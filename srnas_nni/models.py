@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from .errors import ModelSpecError
+from .runtime import atomic_torch_save
 
 __all__ = [
     "ModelEntry",
@@ -149,10 +151,6 @@ MODEL_FILE_FORMAT = "srnas-model/1"
 
 def save_model_file(path, model: nn.Module, spec: dict, scale: int, extra: dict | None = None) -> Path:
     """Write weights together with the spec that rebuilds the architecture (atomically)."""
-    import torch
-
-    from .runtime import atomic_torch_save
-
     payload = {
         "format": MODEL_FILE_FORMAT,
         "spec": spec,
@@ -195,8 +193,6 @@ def resolve_model(reference: str, scale: int | None = None) -> ResolvedModel:
 
 
 def _load_model_file(file: Path, scale: int | None) -> ResolvedModel:
-    import torch
-
     if not file.exists():
         raise ModelSpecError(f"{file}: no such model file")
     try:

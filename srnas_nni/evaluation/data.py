@@ -647,4 +647,3 @@ def validation_batches(dataset: Sequence[SRPair],
         pair = dataset[index]
         lr = to_float_tensor(to_rgb(pair.lr)[None], device)
         yield ValidationImage(pair.name, lr, pair.hr, pair.path)
-

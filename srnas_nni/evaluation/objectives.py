@@ -135,4 +135,3 @@ def make_scalarization(name: str, **options: Any) -> Scalarization:
     except TypeError:
         allowed = [f for f in cls.__dataclass_fields__]
         raise SRNASError(f"objective {name}: unknown option(s) in {sorted(options)}; allowed: {allowed}") from None
-
