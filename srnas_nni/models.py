@@ -68,9 +68,17 @@ def register_model(name: str, *, scales=(2, 3, 4), description: str = "", traina
     return decorate
 
 
+_builtin_loaded = False
+
+
 def _ensure_builtin_models_loaded() -> None:
-    # Importing the module registers the baselines; done lazily to keep `import srnas_nni` cheap.
-    from . import baselines  # noqa: F401
+    # Importing these modules registers the baselines, the published search-space presets and the
+    # resolver of space specs; done lazily to keep `import srnas_nni` cheap (NNI is heavy).
+    global _builtin_loaded
+    if not _builtin_loaded:
+        _builtin_loaded = True
+        from . import baselines  # noqa: F401
+        from .spaces import presets  # noqa: F401
 
 
 def list_models() -> list[str]:
@@ -123,6 +131,7 @@ def load_spec(path: str | Path) -> dict:
 
 def build_from_spec(spec: dict, scale: int | None = None, *, source: str = "model spec") -> nn.Module:
     """Build a model from a spec dict; ``scale`` overrides the spec's own when given."""
+    _ensure_builtin_models_loaded()
     if "model" in spec:
         unknown = set(spec) - {"model", "kwargs", "scale"}
         if unknown:

@@ -13,7 +13,10 @@ Everything here is a plain ``nn.Module`` (or a pure function) over float ``NCHW`
 * :class:`SubPixelUpsampler` / :class:`MultiScaleUpsampler`: conv + ``PixelShuffle`` upsampling
   (optionally grouped), for one scale or for several with only the requested one run;
 * :func:`rgb_to_ycbcr` / :func:`ycbcr_to_rgb` and :class:`YChannelSR`: BT.601 colour conversion,
-  and the wrapper that lets a 1-channel (Y) network serve the RGB -> RGB model contract.
+  and the wrapper that lets a 1-channel (Y) network serve the RGB -> RGB model contract;
+* search-space primitives: :class:`SeparableConv2d` (depthwise + pointwise, optionally dilated),
+  :class:`ChannelAttention` and :class:`RCAB` (RCAN), :class:`Interpolate` (bilinear / nearest /
+  area resampling as a module), :class:`TransposedConvUpsampler`, :class:`Zero`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ __all__ = [
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
     "YChannelSR",
+    "SeparableConv2d",
+    "ChannelAttention",
+    "RCAB",
+    "Interpolate",
+    "TransposedConvUpsampler",
+    "Zero",
 ]
 
 #: Mean RGB of the DIV2K training images in [0, 1] (the constant CARN/EDSR subtract at the input).
@@ -280,3 +289,104 @@ class YChannelSR(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, pre_upsample={self.pre_upsample}"
+
+
+# --------------------------------------------------------------------------------------------
+# Search-space primitives
+
+
+class SeparableConv2d(nn.Sequential):
+    """Depthwise ``kernel_size`` convolution (optionally dilated) then a pointwise 1x1.
+
+    Papers differ in what they wrap around it (ReLU before, two stacked as in DARTS, ...): spaces
+    compose those variants from this unit so parameter counts stay exact.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, dilation: int = 1,
+                 bias: bool = True):
+        super().__init__(
+            conv2d(in_channels, in_channels, kernel_size, groups=in_channels, dilation=dilation, bias=bias),
+            conv2d(in_channels, out_channels, 1, bias=bias),
+        )
+
+
+class ChannelAttention(nn.Module):
+    """RCAN's channel attention: global average pool, 1x1 down by ``reduction``, ReLU, 1x1 up, sigmoid gate."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class RCAB(nn.Module):
+    """Residual channel-attention block (RCAN): conv-ReLU-conv, channel attention, plus the input."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, reduction: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv2d(channels, channels, kernel_size), nn.ReLU(inplace=True),
+            conv2d(channels, channels, kernel_size), ChannelAttention(channels, reduction),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Interpolate(nn.Module):
+    """``F.interpolate`` by a fixed factor as a module (``bilinear``, ``nearest``, ``area``, ``bicubic``).
+
+    Interpolation is not counted as Mult-Adds by convention.
+    """
+
+    def __init__(self, scale_factor: int, mode: str = "bilinear"):
+        super().__init__()
+        if mode not in ("bilinear", "nearest", "area", "bicubic"):
+            raise ValueError(f"unknown interpolation mode {mode!r}")
+        self.scale_factor = int(scale_factor)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale_factor == 1:
+            return x
+        if self.mode == "area":
+            # 'area' is adaptive average pooling; enlarging with it repeats pixels like nearest.
+            size = (x.shape[-2] * self.scale_factor, x.shape[-1] * self.scale_factor)
+            return torch.nn.functional.interpolate(x, size=size, mode="area")
+        align = False if self.mode in ("bilinear", "bicubic") else None
+        return torch.nn.functional.interpolate(x, scale_factor=self.scale_factor, mode=self.mode,
+                                               align_corners=align)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
+
+
+class TransposedConvUpsampler(nn.ConvTranspose2d):
+    """A stride-``factor`` transposed convolution whose output is exactly ``factor`` x the input."""
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int, kernel_size: int | None = None):
+        kernel_size = kernel_size or (2 * factor if factor > 1 else 3)
+        padding = (kernel_size - factor + 1) // 2
+        output_padding = factor - kernel_size + 2 * padding
+        super().__init__(in_channels, out_channels, kernel_size, stride=factor, padding=padding,
+                         output_padding=output_padding)
+
+
+class Zero(nn.Module):
+    """The 'none' operation of DARTS-style cells: zeros of the input's shape (or ``channels``)."""
+
+    def __init__(self, channels: int | None = None):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels is None or self.channels == x.shape[1]:
+            return torch.zeros_like(x)
+        return x.new_zeros((x.shape[0], self.channels, *x.shape[2:]))

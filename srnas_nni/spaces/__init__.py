@@ -1,0 +1,139 @@
+"""The search spaces of the five seed SR-NAS systems, as NNI 3.0 model spaces.
+
+A name maps to a builder (``get("dlsr", scale=4)``); YAML presets in ``search_spaces/`` name a
+builder and its arguments (``load_space_preset("dlsr-proxy")``); the papers' final architectures
+are frozen samples in :mod:`srnas_nni.spaces.presets`.
+
+Spaces: ``hnas`` (Guo et al., arXiv 2003.04619), ``trilevel`` (Wu et al., 2101.06658), ``hinas``
+(Zhang et al., 2012.13212), ``dlsr`` (Huang et al., 2105.03939), ``deconas`` (Ahn & Cho,
+2104.09048).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ..errors import ModelSpecError, SRNASError
+from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
+
+__all__ = [
+    "SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost",
+    "register_space", "get", "list_spaces", "load_space_preset", "space_preset_names", "SPACE_PRESET_DIR",
+]
+
+#: Modules that define (and register) the spaces, imported on first use.
+_SPACE_MODULES = ("hnas", "trilevel", "hinas", "dlsr", "deconas")
+
+#: YAML presets users swap: ``search_spaces/`` at the top of the project.
+SPACE_PRESET_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+_BUILDERS: dict[str, Callable[..., SRModelSpace]] = {}
+_loaded = False
+
+
+def register_space(name: str):
+    """Decorator: register a space class (or builder) under ``name``."""
+
+    def decorate(builder):
+        if name in _BUILDERS:
+            raise ValueError(f"space {name!r} is registered twice")
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _SPACE_MODULES:
+            try:
+                importlib.import_module(f"{__name__}.{module}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{module}":
+                    raise
+
+
+def list_spaces() -> list[str]:
+    _load_all()
+    return sorted(_BUILDERS)
+
+
+def get(name: str, **kwargs: Any) -> SRModelSpace:
+    """Build the space ``name`` with constructor arguments ``kwargs`` (e.g. ``scale=3``)."""
+    _load_all()
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(name, _BUILDERS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ModelSpecError(f"unknown space {name!r}{hint}; available: {', '.join(sorted(_BUILDERS))}")
+    try:
+        return _BUILDERS[name](**kwargs)
+    except TypeError as exc:
+        raise ModelSpecError(f"space {name!r}: bad arguments {kwargs}: {exc}") from None
+
+
+def space_preset_names() -> list[str]:
+    return sorted(p.stem for p in SPACE_PRESET_DIR.glob("*.yaml"))
+
+
+def _read_space_preset(reference: str | Path) -> tuple[dict, str]:
+    path = Path(reference)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SPACE_PRESET_DIR / f"{reference}.yaml"
+        if not path.exists():
+            names = space_preset_names()
+            close = difflib.get_close_matches(str(reference), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SRNASError(f"unknown space preset {reference!r}{hint}; available: {', '.join(names)}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SRNASError(f"{path}: no such space preset file") from None
+    except yaml.YAMLError as exc:
+        raise SRNASError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or "space" not in data:
+        raise SRNASError(f"{path}: a space preset is a mapping with a 'space' key")
+    return data, str(path)
+
+
+def load_space_preset(reference: str | Path, **overrides: Any) -> SRModelSpace:
+    """Build a space from a YAML preset name (``"dlsr-proxy"``) or path; ``overrides`` win."""
+    data, source = _read_space_preset(reference)
+    kwargs = {k: v for k, v in data.items() if k not in ("space", "description")}
+    kwargs.update(overrides)
+    try:
+        return get(str(data["space"]), **kwargs)
+    except ModelSpecError as exc:
+        raise ModelSpecError(f"{source}: {exc}") from None
+
+
+def _build_from_space_spec(spec: dict, scale: int | None) -> Any:
+    """Model-spec resolver: ``{"space": name, "space_kwargs": {...}, "sample": {...}, "scale": s}``."""
+    unknown = set(spec) - {"space", "space_kwargs", "sample", "scale"}
+    if unknown:
+        raise ModelSpecError(f"unknown key(s) {sorted(unknown)} in a space spec; "
+                             "expected space, space_kwargs, sample, scale")
+    kwargs = dict(spec.get("space_kwargs") or {})
+    chosen = scale if scale is not None else spec.get("scale", kwargs.get("scale"))
+    if chosen is not None:
+        kwargs["scale"] = int(chosen)
+    space = get(str(spec["space"]), **kwargs)
+    try:
+        return space.freeze(dict(spec.get("sample") or {}))
+    except Exception as exc:  # NNI's SampleValidationError and friends
+        raise ModelSpecError(f"sample does not fit space {spec['space']!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _register_spec_resolver() -> None:
+    from ..models import register_spec_resolver
+
+    register_spec_resolver("space", _build_from_space_spec)
+
+
+_register_spec_resolver()

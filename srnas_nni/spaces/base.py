@@ -1,0 +1,168 @@
+"""What every srnas-nni search space is.
+
+An SR search space is an NNI :class:`~nni.nas.nn.pytorch.ModelSpace` whose constructor builds
+one attribute, ``self.network``: the whole SR network, written once, with NNI mutables
+(``LayerChoice``, :class:`InputSelect`, ``nni.choice`` values, custom mutable modules) where the
+architecture is open. The space's ``forward`` is the network's.
+
+Contract (checked for every registered space by ``tests/test_spaces.py``):
+
+* ``scale`` (2, 3 or 4) and ``in_channels = 3`` attributes; RGB LR in [0, 1] -> RGB HR;
+* labels are explicit and read like a path (``normal/node2/op0``, ``up/position``), so a sample
+  is a flat ``{label: value}`` dict that survives JSON;
+* :meth:`SRModelSpace.freeze` validates the sample (NNI's ``SampleValidationError`` naming the
+  label) and returns the frozen ``network``: a plain ``nn.Module`` with no NNI type in it, carrying
+  ``scale`` and ``in_channels``;
+* :meth:`SRModelSpace.cost` gives the frozen model's parameters and Mult-Adds (the
+  :func:`srnas_nni.evaluation.cost.measure` convention) without building it, exactly and in well
+  under 10 ms; the base implementation builds and measures (exact, slow) and spaces override it
+  with a cost model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+
+from nni.mutable import Categorical, CategoricalMultiple, SampleValidationError  # noqa: E402
+from nni.nas.nn.pytorch import InputChoice, ModelSpace  # noqa: E402
+
+__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX"]
+
+#: Frozen models must hold no module whose class comes from here.
+NNI_MODULE_PREFIX = "nni."
+
+
+@dataclass(frozen=True)
+class SpaceCost:
+    params: int
+    multadds: int
+
+
+class SelectedInputs(nn.Module):
+    """The frozen form of :class:`InputSelect`: pick fixed inputs and reduce them."""
+
+    def __init__(self, chosen: Sequence[int] | int | None, reduction: str = "sum"):
+        super().__init__()
+        if chosen is None:
+            chosen = []
+        self.chosen = [int(chosen)] if isinstance(chosen, int) else [int(c) for c in chosen]
+        self.reduction = reduction
+
+    def forward(self, inputs: list[torch.Tensor]):
+        picked = [inputs[i] for i in self.chosen]
+        if self.reduction == "none":
+            return picked
+        if not picked:
+            raise RuntimeError("no input chosen")
+        if self.reduction == "concat":
+            return torch.cat(picked, dim=1)
+        total = picked[0]
+        for tensor in picked[1:]:
+            total = total + tensor
+        return total / len(picked) if self.reduction == "mean" else total
+
+    def extra_repr(self) -> str:
+        return f"chosen={self.chosen}, reduction={self.reduction!r}"
+
+
+class InputSelect(InputChoice):
+    """NNI's ``InputChoice`` whose frozen form is our plain :class:`SelectedInputs`.
+
+    One-shot strategies treat it as an ``InputChoice`` (it is one); freezing no longer leaves
+    NNI's ``ChosenInputs`` in the network.
+    """
+
+    @classmethod
+    def create_fixed_module(cls, sample: dict, n_candidates: int, n_chosen: int | None = 1,
+                            reduction: str = "sum", *, weights=None, label=None, **kwargs):
+        chosen = cls._inner_choice(n_candidates, n_chosen, weights, label).freeze(sample)
+        return SelectedInputs(chosen, reduction)
+
+    def freeze(self, sample: dict) -> nn.Module:
+        self.validate(sample)
+        return SelectedInputs(self.choice.freeze(sample), self.reduction)
+
+
+class SRModelSpace(ModelSpace):
+    """Base class of the SR search spaces (see the module docstring for the contract)."""
+
+    scale: int
+    in_channels: int = 3
+    network: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def check_sample(self, sample: dict[str, Any]) -> None:
+        """Raise NNI's ``SampleValidationError`` naming the label when ``sample`` does not fit."""
+        decisions = self.simplify()
+        unknown = sorted(set(sample) - set(decisions))
+        if unknown:
+            raise SampleValidationError(f"unknown label(s) {unknown}; the space has {sorted(decisions)}")
+        for label, mutable in decisions.items():
+            if label not in sample:
+                raise SampleValidationError(f"{label}: missing from the sample")
+            problem = mutable.check_contains(sample)
+            if problem is not None:
+                raise SampleValidationError(f"{label}: {problem}")
+
+    def freeze(self, sample: dict[str, Any]) -> nn.Module:
+        self.check_sample(sample)
+        self.validate(sample)
+        frozen = super().freeze(sample)
+        network = frozen.network
+        network.scale = int(frozen.scale)
+        network.in_channels = int(frozen.in_channels)
+        leftovers = sorted({type(m).__module__ + "." + type(m).__name__ for m in network.modules()
+                            if type(m).__module__.startswith(NNI_MODULE_PREFIX)})
+        if leftovers:
+            raise TypeError(f"{type(self).__name__}.freeze left NNI modules in the network: {leftovers}")
+        return network
+
+    def cost(self, sample: dict[str, Any], hr_size: tuple[int, int] = (720, 1280)) -> SpaceCost:
+        """Params and Mult-Adds of ``freeze(sample)``; subclasses override with a fast model."""
+        from ..evaluation.cost import measure
+
+        report = measure(self.freeze(sample), self.scale, hr_size=hr_size)
+        return SpaceCost(report.params, report.multadds)
+
+    def labels(self) -> dict[str, list]:
+        """Every decision of the space: label -> its candidate values (flat, de-duplicated)."""
+        out: dict[str, list] = {}
+        for label, mutable in self.simplify().items():
+            if isinstance(mutable, Categorical):
+                out[label] = list(mutable.values)
+            elif isinstance(mutable, CategoricalMultiple):
+                out[label] = list(mutable.values)
+            else:
+                out[label] = [repr(mutable)]
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """Labels, choices per label and log10 of the number of architectures.
+
+        The size is the product over labels of the number of values each can take (a
+        ``CategoricalMultiple`` of n candidates choosing k counts C(n, k), or 2^n subsets when
+        ``n_chosen`` is free); constraints between labels, if any, are not subtracted.
+        """
+        log10_size = 0.0
+        labels = {}
+        for label, mutable in self.simplify().items():
+            if isinstance(mutable, CategoricalMultiple):
+                n = len(mutable.values)
+                k = mutable.n_chosen
+                count = math.comb(n, k) if k is not None else 2**n
+                labels[label] = {"values": list(mutable.values), "n_chosen": k, "count": count}
+            else:
+                count = len(mutable.values)
+                labels[label] = {"values": list(mutable.values), "count": count}
+            log10_size += math.log10(count)
+        return {"space": type(self).__name__, "scale": self.scale, "labels": labels,
+                "num_labels": len(labels), "log10_size": log10_size}
