@@ -6,7 +6,8 @@ Subcommands (each has ``--help``):
   ``train``) on a folder of HR images, a DIV2K-style root or the built-in photos;
 * ``cost``: parameters and Mult-Adds at the 1280x720 convention;
 * ``train``: train a model within a step budget, with checkpoints and resume;
-* ``compare``: train several models with one budget and tabulate quality against cost.
+* ``compare``: train several models with one budget and tabulate quality against cost;
+* ``space``: list the search spaces and presets, or describe one (labels, choices, size).
 
 Errors in the input print one line, ``srnas: error: ...``, and exit with status 2.
 """
@@ -134,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     _add_train_options(p, steps_flag="--train-steps", steps=300)
     p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("space", help="list search spaces, or describe one",
+                       description="'srnas space list' names the registered spaces, the YAML presets in "
+                                   "search_spaces/ and the published architectures; 'srnas space info NAME' prints "
+                                   "every label with its choices and the size of the space.")
+    space_sub = p.add_subparsers(dest="space_command", required=True, metavar="ACTION")
+    q = space_sub.add_parser("list", help="spaces, YAML presets and published architectures")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=_cmd_space_list)
+    q = space_sub.add_parser("info", help="labels, choices per label and log10 of the number of architectures")
+    q.add_argument("name", help="a registered space (hnas, dlsr, ...) or a YAML preset (dlsr-proxy, path.yaml)")
+    q.add_argument("--scale", type=int, default=None, help="override the preset's scale")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=_cmd_space_info)
     return parser
 
 
@@ -275,6 +290,45 @@ def _cmd_compare(args) -> int:
             print(f"| {row['model']} | {row['params']:,} | {row['multadds'] / 1e9:.2f}G | {row['psnr']:.3f} | "
                   f"{row['ssim']:.4f} | {row['train_seconds']:.1f} |")
         print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; results in {output_dir}/compare.json")
+    return 0
+
+
+def _cmd_space_list(args) -> int:
+    from .spaces import list_spaces, space_preset_names
+    from .spaces.presets import presets
+
+    table = {
+        "spaces": list_spaces(),
+        "yaml_presets": space_preset_names(),
+        "published": {name: {"space": p.space, "scales": list(p.scales)} for name, p in presets().items()},
+    }
+    if args.json:
+        print(json.dumps(table, indent=2))
+    else:
+        print("spaces:       " + ", ".join(table["spaces"]))
+        print("YAML presets: " + ", ".join(table["yaml_presets"]))
+        print("published:    " + ", ".join(f"{n} ({p['space']}, x{'/x'.join(map(str, p['scales']))})"
+                                           for n, p in table["published"].items()))
+    return 0
+
+
+def _cmd_space_info(args) -> int:
+    from .spaces import get, list_spaces, load_space_preset
+
+    overrides = {} if args.scale is None else {"scale": args.scale}
+    if args.name in list_spaces():
+        space = get(args.name, **overrides)
+    else:
+        space = load_space_preset(args.name, **overrides)
+    info = space.info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(f"{args.name}: {info['space']} x{info['scale']}, {info['num_labels']} labels, "
+              f"10^{info['log10_size']:.2f} architectures")
+        for label, entry in info["labels"].items():
+            kind = f" (choose {entry['n_chosen']})" if entry.get("n_chosen") is not None else ""
+            print(f"  {label}: {entry['values']}{kind}")
     return 0
 
 

@@ -21,19 +21,23 @@ Contract (checked for every registered space by ``tests/test_spaces.py``):
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
 
 from nni.mutable import Categorical, CategoricalMultiple, SampleValidationError  # noqa: E402
-from nni.nas.nn.pytorch import InputChoice, ModelSpace  # noqa: E402
+from nni.mutable import Mutable  # noqa: E402
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace  # noqa: E402
+from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation  # noqa: E402
 
-__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX"]
+__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX", "frozen_copy"]
 
 #: Frozen models must hold no module whose class comes from here.
 NNI_MODULE_PREFIX = "nni."
@@ -90,8 +94,63 @@ class InputSelect(InputChoice):
         return SelectedInputs(self.choice.freeze(sample), self.reduction)
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars (what NNI's samplers draw) -> Python values, so samples survive JSON."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def frozen_copy(module: nn.Module, sample: dict[str, Any]) -> nn.Module:
+    """A frozen copy of ``module`` holding only the chosen candidates.
+
+    NNI's ``recursive_freeze`` deep-copies a parent with *all* its candidates before swapping the
+    frozen children in (a second or more for a paper-size cell); this copies only what is kept.
+    Weights are copied, so the frozen model never shares tensors with the space or the supernet
+    (whose one-shot modules freeze weight-preserving).
+    """
+    if isinstance(module, LayerChoice):  # also the one-shot forms (subclasses)
+        return frozen_copy(module[module.choice.freeze(sample)], sample)
+    if isinstance(module, MixedOperation):
+        # NNI's MixedConv2d.freeze loads a ``bias: None`` entry into a bias-free conv and fails;
+        # same weight slicing, without the empty entries.
+        arguments = {**module.init_arguments}
+        arguments.update({name: mutable.freeze(sample) for name, mutable in module.mutable_arguments.items()})
+        # ``bound_type`` is NNI's MutableConv2d; build the plain class it wraps (nn.Conv2d).
+        operation = (getattr(module.bound_type, "_bound_type", None) or module.bound_type)(**arguments)
+        weights = {name: value for name, value in module.freeze_weight(**arguments).items() if value is not None}
+        operation.load_state_dict({name: value.detach().clone() for name, value in weights.items()})
+        return operation
+    if isinstance(module, Mutable):
+        return copy.deepcopy(module.freeze(sample))
+    clone = copy.copy(module)
+    clone._parameters = {name: copy.deepcopy(value) for name, value in module._parameters.items()}
+    clone._buffers = {name: copy.deepcopy(value) for name, value in module._buffers.items()}
+    clone._modules = {name: None if child is None else frozen_copy(child, sample)
+                      for name, child in module._modules.items()}
+    return clone
+
+
+def _input_select_as_input_choice(module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
+    """One-shot hook: NNI's supernet hooks accept exactly ``InputChoice``; ours is one in all but
+    its frozen form, so hand it over as one (None lets the default hooks convert it)."""
+    if type(module) is InputSelect:
+        module.__class__ = InputChoice
+    return None
+
+
 class SRModelSpace(ModelSpace):
-    """Base class of the SR search spaces (see the module docstring for the contract)."""
+    """Base class of the SR search spaces (see the module docstring for the contract).
+
+    Spaces with custom mutable modules add their supernet hooks by overriding
+    :meth:`extra_oneshot_hooks` and extending ``super().extra_oneshot_hooks(strategy)``.
+    """
+
+    @classmethod
+    def extra_oneshot_hooks(cls, strategy) -> list:
+        return [_input_select_as_input_choice]
 
     scale: int
     in_channels: int = 3
@@ -115,11 +174,9 @@ class SRModelSpace(ModelSpace):
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         self.check_sample(sample)
-        self.validate(sample)
-        frozen = super().freeze(sample)
-        network = frozen.network
-        network.scale = int(frozen.scale)
-        network.in_channels = int(frozen.in_channels)
+        network = frozen_copy(self.network, sample)
+        network.scale = int(self.scale)
+        network.in_channels = int(self.in_channels)
         leftovers = sorted({type(m).__module__ + "." + type(m).__name__ for m in network.modules()
                             if type(m).__module__.startswith(NNI_MODULE_PREFIX)})
         if leftovers:
@@ -132,6 +189,14 @@ class SRModelSpace(ModelSpace):
 
         report = measure(self.freeze(sample), self.scale, hr_size=hr_size)
         return SpaceCost(report.params, report.multadds)
+
+    def random_sample(self, random_state: np.random.RandomState | None = None) -> dict[str, Any]:
+        """A uniformly random ``{label: value}`` sample (NNI's ``random()`` returns a frozen model)."""
+        memo: dict[str, Any] = {}
+        state = random_state if random_state is not None else np.random.RandomState()
+        for mutable in self.simplify().values():
+            mutable.random(memo, state)
+        return {label: _plain(value) for label, value in memo.items()}
 
     def labels(self) -> dict[str, list]:
         """Every decision of the space: label -> its candidate values (flat, de-duplicated)."""
