@@ -140,7 +140,9 @@ def test_one_shot_random_supernet_trains_and_exports(proxy, image_folder, tmp_pa
     experiment.run()
     try:
         exported = experiment.export_top_models(formatter="dict")[0]
+        inherited = experiment.export_top_models(formatter="instance")[0]  # frozen from the trained supernet
     finally:
         experiment.stop()
-    frozen = load_space_preset(proxy).freeze(exported)
-    assert frozen(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)
+    for frozen in (load_space_preset(proxy).freeze(exported), inherited):
+        assert not [m for m in frozen.modules() if type(m).__module__.startswith(NNI_MODULE_PREFIX)]
+        assert frozen(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)

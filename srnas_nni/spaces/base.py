@@ -34,7 +34,7 @@ from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filt
 
 from nni.mutable import Categorical, CategoricalMultiple, SampleValidationError  # noqa: E402
 from nni.mutable import Mutable  # noqa: E402
-from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace  # noqa: E402
+from nni.nas.nn.pytorch import ChosenInputs, InputChoice, LayerChoice, ModelSpace  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation  # noqa: E402
 
 __all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX", "frozen_copy"]
@@ -124,7 +124,10 @@ def frozen_copy(module: nn.Module, sample: dict[str, Any]) -> nn.Module:
         operation.load_state_dict({name: value.detach().clone() for name, value in weights.items()})
         return operation
     if isinstance(module, Mutable):
-        return copy.deepcopy(module.freeze(sample))
+        frozen = module.freeze(sample)
+        if isinstance(frozen, ChosenInputs):  # what NNI's supernet input modules freeze to
+            return SelectedInputs(frozen.chosen, frozen.reduction)
+        return copy.deepcopy(frozen)
     clone = copy.copy(module)
     clone._parameters = {name: copy.deepcopy(value) for name, value in module._parameters.items()}
     clone._buffers = {name: copy.deepcopy(value) for name, value in module._buffers.items()}
