@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .evaluation.imresize import imresize
@@ -50,6 +51,10 @@ __all__ = [
     "Interpolate",
     "TransposedConvUpsampler",
     "Zero",
+    "esa_map_sizes",
+    "EnhancedSpatialAttention",
+    "DistillationCell",
+    "PixelShuffleTail",
 ]
 
 #: Mean RGB of the DIV2K training images in [0, 1] (the constant CARN/EDSR subtract at the input).
@@ -390,3 +395,94 @@ class Zero(nn.Module):
         if self.channels is None or self.channels == x.shape[1]:
             return torch.zeros_like(x)
         return x.new_zeros((x.shape[0], self.channels, *x.shape[2:]))
+
+
+# --------------------------------------------------------------------------------------------
+# Information distillation (RFDN, DLSR)
+
+
+def esa_map_sizes(side: int) -> tuple[int, int]:
+    """Side of the strided-conv map and of the pooled map in ESA for an input side ``side``.
+
+    Shared by :class:`EnhancedSpatialAttention` (which pads/shrinks to stay valid on tiny inputs) and
+    the cost model, so the two cannot disagree.
+    """
+    strided = (max(side, 3) - 3) // 2 + 1  # 3x3, stride 2, no padding (input padded to >= 3)
+    pool = min(7, strided)
+    pooled = (strided - pool) // 3 + 1  # max-pool 7x7 (or the whole map), stride 3
+    return strided, pooled
+
+
+class EnhancedSpatialAttention(nn.Module):
+    """ESA (RFANet/RFDN): a cheap, large-receptive-field spatial mask on ``channels`` features.
+
+    ``c = 1x1(x)`` to ``channels / 4``; a strided 3x3 (no padding) and a 7x7/3 max-pool shrink it;
+    ``3x3 + ReLU``, ``3x3 + ReLU``, ``3x3`` on the small map; bilinear back to the input size; plus
+    ``1x1(c)``; ``1x1`` back to ``channels``; sigmoid; ``x * mask``.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        reduced = channels // 4
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.skip = nn.Conv2d(reduced, reduced, 1)
+        self.strided = nn.Conv2d(reduced, reduced, 3, stride=2)
+        self.after_pool = nn.Conv2d(reduced, reduced, 3, padding=1)
+        self.body = nn.Conv2d(reduced, reduced, 3, padding=1)
+        self.body_out = nn.Conv2d(reduced, reduced, 3, padding=1)
+        self.expand = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        reduced = self.reduce(x)
+        small = reduced
+        if height < 3 or width < 3:  # only tiny inputs: the strided 3x3 needs 3 pixels
+            small = F.pad(small, (0, max(0, 3 - width), 0, max(0, 3 - height)))
+        small = self.strided(small)
+        pool = (min(7, small.shape[-2]), min(7, small.shape[-1]))
+        small = F.max_pool2d(small, kernel_size=pool, stride=3)
+        small = F.relu(self.after_pool(small))
+        small = F.relu(self.body(small))
+        small = self.body_out(small)
+        small = F.interpolate(small, (height, width), mode="bilinear", align_corners=False)
+        mask = torch.sigmoid(self.expand(small + self.skip(reduced)))
+        return x * mask
+
+
+class DistillationCell(nn.Module):
+    """RFDN's residual feature distillation block, with pluggable refine ops (DLSR's searched cell).
+
+    Per stage, a 1x1 keeps a "distilled" half and ``refine_op(x) + x`` (LeakyReLU) refines the rest;
+    a last 3x3, the concatenation of the distilled halves, a 1x1 fusion and ESA. ``refine_ops`` give
+    the stages (``LayerChoice`` in a search space, plain modules once frozen; RFDN uses 3x3 convs).
+    """
+
+    def __init__(self, channels: int, refine_ops: Sequence[nn.Module], negative_slope: float = 0.05):
+        super().__init__()
+        stages = len(refine_ops)
+        if stages < 1:
+            raise ValueError("a distillation cell needs at least one refine op")
+        distilled = channels // 2
+        self.distill = nn.ModuleList(nn.Conv2d(channels, distilled, 1) for _ in range(stages))
+        self.refine = nn.ModuleList(refine_ops)
+        self.last = conv2d(channels, distilled, 3)
+        self.fuse = nn.Conv2d(distilled * (stages + 1), channels, 1)
+        self.attention = EnhancedSpatialAttention(channels)
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope = self.negative_slope
+        halves = []
+        features = x
+        for distill, refine in zip(self.distill, self.refine):
+            halves.append(F.leaky_relu(distill(features), slope))
+            features = F.leaky_relu(refine(features) + features, slope)
+        halves.append(F.leaky_relu(self.last(features), slope))
+        return self.attention(self.fuse(torch.cat(halves, dim=1)))
+
+
+class PixelShuffleTail(nn.Sequential):
+    """RFDN's upsampler: ``conv 3x3 (channels -> out * scale^2)`` then one ``PixelShuffle(scale)``."""
+
+    def __init__(self, channels: int, scale: int, out_channels: int = 3):
+        super().__init__(conv2d(channels, out_channels * scale * scale, 3), nn.PixelShuffle(scale))

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from srnas_nni.evaluation.cost import measure
+from srnas_nni.ops import esa_map_sizes
 from srnas_nni.spaces import get, load_space_preset
 from srnas_nni.spaces.base import NNI_MODULE_PREFIX, SelectedInputs
 from srnas_nni.spaces.dlsr import (
-    REFINE_OPS, CellInputFusion, DifferentiableCellInputFusion, PathSamplingInputSelect, _esa_map_sizes,
-    refine_op_weights,
+    REFINE_OPS, CellInputFusion, DifferentiableCellInputFusion, PathSamplingInputSelect, refine_op_weights,
 )
 from srnas_nni.spaces.presets import build_preset, get_preset
 
@@ -186,7 +186,7 @@ def test_a_searched_cell_reads_the_chosen_outputs_in_order():
 def test_esa_geometry_is_the_official_one_for_ordinary_sizes():
     for side in (15, 17, 180, 320, 360, 640):
         strided = (side - 3) // 2 + 1
-        assert _esa_map_sizes(side) == (strided, (strided - 7) // 3 + 1)
+        assert esa_map_sizes(side) == (strided, (strided - 7) // 3 + 1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -84,13 +84,13 @@ from nni.nas.nn.pytorch import LayerChoice, MutableModule  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingInput  # noqa: E402
 
-from ..ops import SeparableConv2d, conv2d
+from ..ops import DistillationCell, PixelShuffleTail, SeparableConv2d, conv2d, esa_map_sizes
 from . import register_space
 from .base import NNI_MODULE_PREFIX, InputSelect, SelectedInputs, SpaceCost, SRModelSpace
 
 __all__ = [
-    "REFINE_OPS", "DLSRSpace", "DistillationCell", "EnhancedSpatialAttention", "CellInputFusion",
-    "PixelShuffleTail", "PathSamplingInputSelect", "DifferentiableCellInputFusion", "make_refine_op",
+    "REFINE_OPS", "DLSRSpace", "CellInputFusion", "PathSamplingInputSelect", "DifferentiableCellInputFusion",
+    "make_refine_op",
 ]
 
 #: The nine candidate refine ops of DLSR (``PRIMITIVES`` of the official search code), in its order.
@@ -138,83 +138,6 @@ def refine_op_weights(name: str, channels: int) -> int:
     return 2 * separable if kind == "sep" else separable
 
 
-def _esa_map_sizes(side: int) -> tuple[int, int]:
-    """Side of the strided-conv map and of the pooled map in ESA for an input side ``side``.
-
-    Shared by :class:`EnhancedSpatialAttention` (which pads/shrinks to stay valid on tiny inputs) and
-    the cost model, so the two cannot disagree.
-    """
-    strided = (max(side, 3) - 3) // 2 + 1  # 3x3, stride 2, no padding (input padded to >= 3)
-    pool = min(7, strided)
-    pooled = (strided - pool) // 3 + 1  # max-pool 7x7 (or the whole map), stride 3
-    return strided, pooled
-
-
-class EnhancedSpatialAttention(nn.Module):
-    """ESA (RFANet/RFDN): a cheap, large-receptive-field spatial mask on ``channels`` features.
-
-    ``c = 1x1(x)`` to ``channels / 4``; a strided 3x3 (no padding) and a 7x7/3 max-pool shrink it;
-    ``3x3 + ReLU``, ``3x3 + ReLU``, ``3x3`` on the small map; bilinear back to the input size; plus
-    ``1x1(c)``; ``1x1`` back to ``channels``; sigmoid; ``x * mask``.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        reduced = channels // 4
-        self.reduce = nn.Conv2d(channels, reduced, 1)
-        self.skip = nn.Conv2d(reduced, reduced, 1)
-        self.strided = nn.Conv2d(reduced, reduced, 3, stride=2)
-        self.after_pool = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.body = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.body_out = nn.Conv2d(reduced, reduced, 3, padding=1)
-        self.expand = nn.Conv2d(reduced, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        reduced = self.reduce(x)
-        small = reduced
-        if height < 3 or width < 3:  # only tiny inputs: the strided 3x3 needs 3 pixels
-            small = F.pad(small, (0, max(0, 3 - width), 0, max(0, 3 - height)))
-        small = self.strided(small)
-        pool = (min(7, small.shape[-2]), min(7, small.shape[-1]))
-        small = F.max_pool2d(small, kernel_size=pool, stride=3)
-        small = F.relu(self.after_pool(small))
-        small = F.relu(self.body(small))
-        small = self.body_out(small)
-        small = F.interpolate(small, (height, width), mode="bilinear", align_corners=False)
-        mask = torch.sigmoid(self.expand(small + self.skip(reduced)))
-        return x * mask
-
-
-class DistillationCell(nn.Module):
-    """RFDN's residual feature distillation block with searched refine ops (DLSR's cell).
-
-    ``refine_ops`` are the three stage ops (``LayerChoice`` in the space, plain modules once frozen).
-    """
-
-    def __init__(self, channels: int, refine_ops: Sequence[nn.Module], negative_slope: float = 0.05):
-        super().__init__()
-        if len(refine_ops) != NUM_STAGES:
-            raise ValueError(f"a distillation cell has {NUM_STAGES} refine ops, got {len(refine_ops)}")
-        distilled = channels // 2
-        self.distill = nn.ModuleList(nn.Conv2d(channels, distilled, 1) for _ in range(NUM_STAGES))
-        self.refine = nn.ModuleList(refine_ops)
-        self.last = conv2d(channels, distilled, 3)
-        self.fuse = nn.Conv2d(distilled * (NUM_STAGES + 1), channels, 1)
-        self.attention = EnhancedSpatialAttention(channels)
-        self.negative_slope = negative_slope
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        slope = self.negative_slope
-        halves = []
-        features = x
-        for distill, refine in zip(self.distill, self.refine):
-            halves.append(F.leaky_relu(distill(features), slope))
-            features = F.leaky_relu(refine(features) + features, slope)
-        halves.append(F.leaky_relu(self.last(features), slope))
-        return self.attention(self.fuse(torch.cat(halves, dim=1)))
-
-
 class CellInputFusion(nn.Module):
     """A searched cell's input: the chosen earlier cell outputs, concatenated, ``1x1`` + LeakyReLU.
 
@@ -230,13 +153,6 @@ class CellInputFusion(nn.Module):
 
     def forward(self, earlier: list[torch.Tensor]) -> torch.Tensor:
         return F.leaky_relu(self.fuse(self.select(earlier)), self.negative_slope)
-
-
-class PixelShuffleTail(nn.Sequential):
-    """RFDN's upsampler: ``conv 3x3 (channels -> out * scale^2)`` then one ``PixelShuffle(scale)``."""
-
-    def __init__(self, channels: int, scale: int, out_channels: int = 3):
-        super().__init__(conv2d(channels, out_channels * scale * scale, 3), nn.PixelShuffle(scale))
 
 
 def _outermost_mutable_modules(module: nn.Module) -> list[MutableModule]:
@@ -420,8 +336,8 @@ class DLSRSpace(SRModelSpace):
         """Exact params and Mult-Adds of ``freeze(sample)`` for an ``hr_size`` output, without building it."""
         ops = self._check_cost_sample(sample)
         lr_h, lr_w = math.ceil(hr_size[0] / self.scale), math.ceil(hr_size[1] / self.scale)
-        strided_h, pooled_h = _esa_map_sizes(lr_h)
-        strided_w, pooled_w = _esa_map_sizes(lr_w)
+        strided_h, pooled_h = esa_map_sizes(lr_h)
+        strided_w, pooled_w = esa_map_sizes(lr_w)
         op_weights = self.num_cells * sum(self._op_weights[op] for op in ops)
         multadds = (
             (self._full_weights + op_weights) * lr_h * lr_w
