@@ -35,9 +35,11 @@ from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filt
 from nni.mutable import Categorical, CategoricalMultiple, SampleValidationError  # noqa: E402
 from nni.mutable import Mutable  # noqa: E402
 from nni.nas.nn.pytorch import ChosenInputs, InputChoice, LayerChoice, ModelSpace  # noqa: E402
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation  # noqa: E402
 
-__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX", "frozen_copy"]
+__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "DifferentiableChoice", "NNI_MODULE_PREFIX",
+           "frozen_copy"]
 
 #: Frozen models must hold no module whose class comes from here.
 NNI_MODULE_PREFIX = "nni."
@@ -144,6 +146,52 @@ def _input_select_as_input_choice(module: nn.Module, name: str, memo: dict, muta
     return None
 
 
+class DifferentiableChoice(BaseSuperNetModule):
+    """Mixin for the DARTS forms of custom single-choice modules (HNAS position, Trilevel path).
+
+    One logit vector per label (``_arch_alpha``, created by the strategy and found in its memo),
+    turned into mixture weights by the strategy's ``softmax`` (a sparsestmax plugs in here).
+    Subclasses name their ``Categorical`` in :attr:`relaxed_choice`, call
+    :meth:`_init_relaxation` and weight their candidates by :meth:`mixture_weights`.
+    """
+
+    _arch_parameter_names: list[str] = ["_arch_alpha"]
+
+    @property
+    def relaxed_choice(self) -> Categorical:
+        raise NotImplementedError
+
+    def _init_relaxation(self, alpha: torch.Tensor, softmax: nn.Module) -> None:
+        choice = self.relaxed_choice
+        if len(alpha) != len(choice.values):
+            raise ValueError(f"{choice.label}: {len(alpha)} logits for {len(choice.values)} candidates")
+        self._arch_alpha = alpha
+        self._softmax = softmax
+
+    def mixture_weights(self) -> torch.Tensor:
+        return self._softmax(self._arch_alpha)
+
+    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
+        choice = self.relaxed_choice
+        if choice.label in memo:
+            return {}
+        return {choice.label: choice.values[int(torch.argmax(self._arch_alpha).item())]}
+
+    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
+        choice = self.relaxed_choice
+        if choice.label in memo:
+            return {}
+        return {choice.label: dict(zip(choice.values, self.mixture_weights().detach().cpu().tolist()))}
+
+    def arch_parameters(self):
+        for name, parameter in self.named_parameters():
+            if name in self._arch_parameter_names:
+                yield parameter
+
+
 class SRModelSpace(ModelSpace):
     """Base class of the SR search spaces (see the module docstring for the contract).
 
@@ -164,7 +212,11 @@ class SRModelSpace(ModelSpace):
 
     def check_sample(self, sample: dict[str, Any]) -> None:
         """Raise NNI's ``SampleValidationError`` naming the label when ``sample`` does not fit."""
-        decisions = self.simplify()
+        # The decisions are fixed at construction (one-shot mutation keeps labels and values), so
+        # the tree walk of simplify() (~0.2 s at paper size) runs once per space.
+        if getattr(self, "_decisions", None) is None:
+            self._decisions = self.simplify()
+        decisions = self._decisions
         unknown = sorted(set(sample) - set(decisions))
         if unknown:
             raise SampleValidationError(f"unknown label(s) {unknown}; the space has {sorted(decisions)}")

@@ -68,7 +68,7 @@ from torch import nn
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
 from ..ops import RCAB, Interpolate, MeanShift, SeparableConv2d, SubPixelUpsampler, TransposedConvUpsampler, conv2d
 from . import register_space
-from .base import InputSelect, SpaceCost, SRModelSpace
+from .base import DifferentiableChoice, InputSelect, SpaceCost, SRModelSpace
 
 from nni.mutable import Categorical, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice, MutableModule  # noqa: E402
@@ -336,22 +336,21 @@ class UpsamplingPositionPathSampling(UpsamplingPosition, BaseSuperNetModule):
         return self.run(x, int(self._sampled))
 
 
-class UpsamplingPositionDifferentiable(UpsamplingPosition, BaseSuperNetModule):
+class UpsamplingPositionDifferentiable(UpsamplingPosition, DifferentiableChoice):
     """DARTS relaxation: ``sum_p softmax(alpha)_p * stack_p(x)`` over every position ``p``.
 
     The LR prefix (normal cells before the upsampling cell) is shared by all positions, so one
     forward costs ``L - 1`` LR cells, ``L`` upsampling cells and ``(L - 1) L / 2`` HR cells.
     """
 
-    _arch_parameter_names: list[str] = ["_arch_alpha"]
-
     def __init__(self, normal_cells: Sequence[HNASCell], upsampling_cell: HNASCell, position: Categorical,
                  alpha: torch.Tensor, softmax: nn.Module):
         super().__init__(normal_cells, upsampling_cell, position)
-        if len(alpha) != self.num_cells:
-            raise ValueError(f"alpha has {len(alpha)} entries for {self.num_cells} positions")
-        self._arch_alpha = alpha
-        self._softmax = softmax
+        self._init_relaxation(alpha, softmax)
+
+    @property
+    def relaxed_choice(self) -> Categorical:
+        return self.position
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs):
@@ -361,27 +360,8 @@ class UpsamplingPositionDifferentiable(UpsamplingPosition, BaseSuperNetModule):
             softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
             return cls(list(module.normal_cells), module.upsampling_cell, module.position, memo[module.label], softmax)
 
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        return {self.label: self.position.values[int(torch.argmax(self._arch_alpha).item())]}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        weights = self._softmax(self._arch_alpha).detach().cpu().tolist()
-        return {self.label: dict(zip(self.position.values, weights))}
-
-    def arch_parameters(self):
-        for name, parameter in self.named_parameters():
-            if name in self._arch_parameter_names:
-                yield parameter
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self._softmax(self._arch_alpha)
+        weights = self.mixture_weights()
         s0, s1 = x, x
         total = None
         for position in range(self.num_cells):
@@ -497,24 +477,13 @@ class HNASSpace(SRModelSpace):
             return params, macs, 0
         return 0, 0, 0  # interpolations, and sub_pixel between nodes, are identities or free
 
-    def _check_sample_fast(self, sample: dict[str, Any]) -> None:
-        """``check_sample`` against decisions cached once (``simplify()`` walks the whole space: ~40 ms)."""
-        decisions = getattr(self, "_decisions_cache", None)
-        if decisions is None:
-            decisions = self._decisions_cache = dict(self.simplify())
-        if sample.keys() != decisions.keys():
-            self.check_sample(sample)  # raises, naming the unknown or missing label
-        for label, mutable in decisions.items():
-            if mutable.check_contains(sample) is not None:
-                self.check_sample(sample)
-
     @staticmethod
     def _source(value: Any) -> int:
         return int(value[0] if isinstance(value, (list, tuple)) else value)
 
     def cost(self, sample: dict[str, Any], hr_size: tuple[int, int] = (720, 1280)) -> SpaceCost:
         """Exact params and Mult-Adds of ``freeze(sample)`` (the ``measure`` convention), analytically."""
-        self._check_sample_fast(sample)
+        self.check_sample(sample)  # decisions cached by the base class
         s = self.scale
         lr_pixels = math.ceil(hr_size[0] / s) * math.ceil(hr_size[1] / s)
         hr_pixels = lr_pixels * s * s

@@ -79,7 +79,7 @@ from nni.nas.nn.pytorch import LayerChoice, MutableConv2d, MutableModule  # noqa
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 
 from . import register_space  # noqa: E402
-from .base import NNI_MODULE_PREFIX, SpaceCost, SRModelSpace, frozen_copy  # noqa: E402
+from .base import NNI_MODULE_PREFIX, DifferentiableChoice, SpaceCost, SRModelSpace, frozen_copy  # noqa: E402
 
 __all__ = [
     "TrilevelSpace", "NetworkPath", "NetworkPathSampling", "NetworkPathDifferentiable", "SelectedPath",
@@ -326,7 +326,7 @@ class NetworkPathSampling(NetworkPath, BaseSuperNetModule):
         return self.run_path(x, self._sampled)
 
 
-class NetworkPathDifferentiable(NetworkPath, BaseSuperNetModule):
+class NetworkPathDifferentiable(NetworkPath, DifferentiableChoice):
     """Differentiable supernet form of :class:`NetworkPath` (``DARTS``, ``GumbelDARTS``).
 
     Every candidate exit is computed once, sharing prefixes (a trie walk: ``"CCU"`` reuses the
@@ -335,15 +335,14 @@ class NetworkPathDifferentiable(NetworkPath, BaseSuperNetModule):
     sparsestmax module can be passed through ``mutate_kwargs['softmax']``).
     """
 
-    _arch_parameter_names: list[str] = ["_arch_alpha"]
-
     def __init__(self, cells: Sequence[nn.Module], ups: Sequence[nn.Module], path_choice: Categorical,
                  alpha: torch.Tensor, softmax: nn.Module):
         super().__init__(cells, ups, path_choice)
-        if len(alpha) != len(path_choice.values):
-            raise ValueError(f"{path_choice.label}: {len(alpha)} logits for {len(path_choice.values)} paths")
-        self._arch_alpha = alpha
-        self._softmax = softmax
+        self._init_relaxation(alpha, softmax)
+
+    @property
+    def relaxed_choice(self) -> Categorical:
+        return self.path_choice
 
     @classmethod
     def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]):
@@ -354,27 +353,8 @@ class NetworkPathDifferentiable(NetworkPath, BaseSuperNetModule):
             return cls(list(module.cells), list(module.ups), module.path_choice, memo[module.label], softmax)
         return None
 
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        return {self.label: self.path_choice.values[int(torch.argmax(self._arch_alpha).item())]}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        weights = self._softmax(self._arch_alpha).detach().cpu().tolist()
-        return {self.label: dict(zip(self.path_choice.values, weights))}
-
-    def arch_parameters(self):
-        for name, parameter in self.named_parameters():
-            if name in self._arch_parameter_names:
-                yield parameter
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self._softmax(self._arch_alpha)
+        weights = self.mixture_weights()
         features: dict[str, torch.Tensor] = {}
         mixture: torch.Tensor | None = None
         for index, path in enumerate(self.path_choice.values):
@@ -506,22 +486,6 @@ class TrilevelSpace(SRModelSpace):
 
     # ---------------------------------------------------------------------------------------
     # freezing
-
-    def check_sample(self, sample: dict[str, Any]) -> None:
-        # The decisions are fixed at construction (one-shot mutation keeps labels and values), so
-        # the tree walk of ``simplify()`` (~0.2 s at paper size) is done once.
-        if getattr(self, "_decisions", None) is None:
-            self._decisions = self.simplify()
-        decisions = self._decisions
-        unknown = sorted(set(sample) - set(decisions))
-        if unknown:
-            raise SampleValidationError(f"unknown label(s) {unknown}; the space has {sorted(decisions)}")
-        for label, mutable in decisions.items():
-            if label not in sample:
-                raise SampleValidationError(f"{label}: missing from the sample")
-            problem = mutable.check_contains(sample)
-            if problem is not None:
-                raise SampleValidationError(f"{label}: {problem}")
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         """The plain network of ``sample`` (validated first; see :meth:`SRModelSpace.freeze`).
