@@ -19,6 +19,15 @@ def shared_data_root() -> Path:
     return Path(os.environ.get("SRNAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run tiny tensors, where extra threads only contend (CI shares 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def shared_benchmark() -> Path:
     root = shared_data_root() / "benchmark"

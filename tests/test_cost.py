@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import pytest
 import torch
@@ -313,13 +312,3 @@ def test_scale_must_match_the_model():
         measure(build_model("carn_m", 2), 3)
     with pytest.raises(ValueError):
         measure(TinyNet(), 0)
-
-
-def test_carn_at_1280x720_takes_well_under_a_second():
-    measure(TinyNet(), 1, hr_size=(4, 6))  # first meta call imports torch's symbolic-shape helpers
-    model = build_model("carn", 2)
-    started = time.perf_counter()
-    report = measure(model, 2)
-    elapsed = time.perf_counter() - started
-    assert report.multadds > 200e9
-    assert elapsed < 1.0
