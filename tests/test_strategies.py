@@ -56,7 +56,7 @@ def test_pareto_front_keeps_exactly_the_non_dominated():
 def _fake_training(model):
     """Objectives without training: the true cost, and a PSNR that rewards a mid-size model."""
     cost = measure(model, model.scale, hr_size=(36, 48))
-    psnr = 30.0 - abs(cost.params - 3000) / 1000.0
+    psnr = 30.0 - abs(cost.params - 27_000) / 10_000.0  # dlsr-proxy models have 13K-73K parameters
     nni.report_final_result({"default": psnr, "psnr": psnr, "params": cost.params, "multadds": cost.multadds})
 
 
@@ -107,3 +107,55 @@ def test_darts_builtin_trains_a_supernet_and_exports(image_folder, tmp_path):
     finally:
         experiment.stop()
     assert set(exported) == set(load_space_preset("hnas-proxy").simplify())
+
+
+def _fake_training_that_fails_big_models(model):
+    cost = measure(model, model.scale, hr_size=(36, 48))
+    if cost.params > 50_000:
+        raise RuntimeError("out of memory (simulated)")
+    _fake_training(model)
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "random"])
+def test_optuna_strategy_tells_all_three_objectives(sampler, tmp_path):
+    options = {"population_size": 4} if sampler == "nsga2" else {}
+    strategy = get("optuna", sampler=sampler, seed=0, sampler_options=options)
+    config = NasExperimentConfig("sequential", "raw")
+    config.experiment_working_directory = str(tmp_path)
+    config.max_trial_number = 8
+    config.execution_engine.continue_on_failure = True
+    evaluator = FunctionalEvaluator(_fake_training_that_fails_big_models)
+    experiment = NasExperiment(load_space_preset("dlsr-proxy"), evaluator, strategy, config=config)
+    experiment.run()
+    try:
+        front = list(strategy.list_models())
+    finally:
+        experiment.stop()
+    study = strategy.study
+    assert study.metric_names == ["psnr", "params", "multadds"]
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 8
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(complete) + len(failed) == 8 and complete
+    assert all(len(t.values) == 3 and t.values[1] <= 50_000 for t in complete)
+    assert set(complete[0].params) == set(load_space_preset("dlsr-proxy").simplify())
+    optuna_front = sorted({tuple(t.values) for t in study.best_trials})  # a re-evaluated duplicate counts once
+    ours = sorted((float(e.metrics["psnr"]), float(e.metrics["params"]), float(e.metrics["multadds"]))
+                  for e in strategy.archive.front())
+    assert ours == [tuple(map(float, v)) for v in optuna_front]
+    assert len(front) == len(optuna_front)
+
+
+def test_optuna_strategy_continues_a_persistent_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    for run in range(2):
+        config = NasExperimentConfig("sequential", "raw")
+        config.experiment_working_directory = str(tmp_path / f"run{run}")
+        config.max_trial_number = 3
+        strategy = get("optuna", sampler="random", seed=run, storage=storage, study_name="resumed")
+        experiment = NasExperiment(load_space_preset("dlsr-proxy"), FunctionalEvaluator(_fake_training), strategy,
+                                   config=config)
+        experiment.run()
+        experiment.stop()
+    assert len(strategy.study.get_trials(deepcopy=False)) == 6

@@ -6,7 +6,9 @@ one from ``strategies/<name>.yaml`` (``name:`` plus keyword arguments, the shape
 point group ``srnas_nni.strategies`` (``name = "package.module:StrategyClass"``).
 
 Modules: :mod:`.builtin` (NNI's own strategies, with a Pareto archive for multi-trial ones),
-:mod:`.pareto` (the archive), :mod:`.sparsestmax` (the SparsestMax relaxation).
+:mod:`.optuna` (Optuna samplers: NSGA-II/III, TPE, GP, random), :mod:`.pareto` (the archive),
+:mod:`.encoding` (a space as flat categorical choices), :mod:`.sparsestmax` (the SparsestMax
+relaxation of Trilevel NAS, a drop-in ``softmax`` for DARTS-style strategies).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ ENTRY_POINT_GROUP = "srnas_nni.strategies"
 #: YAML presets users swap: ``strategies/`` at the top of the project.
 STRATEGY_PRESET_DIR = Path(__file__).resolve().parents[2] / "strategies"
 #: Modules of this package that register strategies when imported.
-_STRATEGY_MODULES = ("builtin",)
+_STRATEGY_MODULES = ("builtin", "optuna")
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 _OPTIONS: dict[str, tuple[str, ...]] = {}

@@ -121,9 +121,16 @@ class ParetoArchiveMixin:
         yield from front[:limit] if limit is not None else front
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "pareto_archive": self.archive.state_dict()}
+        try:
+            state = dict(super().state_dict())
+        except NotImplementedError:  # NNI's base Strategy has no state of its own
+            state = {}
+        return {**state, "pareto_archive": self.archive.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         self.archive.load_state_dict(state_dict.pop("pareto_archive", {}))
-        super().load_state_dict(state_dict)
+        try:
+            super().load_state_dict(state_dict)
+        except NotImplementedError:
+            pass
