@@ -159,3 +159,17 @@ def test_optuna_strategy_continues_a_persistent_study(tmp_path):
         experiment.run()
         experiment.stop()
     assert len(strategy.study.get_trials(deepcopy=False)) == 6
+
+
+@pytest.mark.parametrize("content, message", [
+    ("name: [unclosed", "not valid YAML"),
+    ("- just\n- a list\n", "mapping with a 'name' key"),
+    ("name: random\nseeed: 3\n", "unknown option(s) ['seeed'] (did you mean 'seed'?)"),
+])
+def test_a_bad_strategy_file_is_named_in_one_line(tmp_path, content, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(content)
+    with pytest.raises(SRNASError) as excinfo:
+        load_strategy_preset(path)
+    text = str(excinfo.value)
+    assert str(path) in text and message in text and "\n" not in text

@@ -11,14 +11,12 @@ Spaces: ``hnas`` (Guo et al., arXiv 2003.04619), ``trilevel`` (Wu et al., 2101.0
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from ..errors import ModelSpecError, SRNASError
+from ..errors import ModelSpecError
+from ..presets import closest_hint, preset_names, read_preset
 from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
 
 __all__ = [
@@ -69,9 +67,8 @@ def get(name: str, **kwargs: Any) -> SRModelSpace:
     """Build the space ``name`` with constructor arguments ``kwargs`` (e.g. ``scale=3``)."""
     _load_all()
     if name not in _BUILDERS:
-        close = difflib.get_close_matches(name, _BUILDERS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelSpecError(f"unknown space {name!r}{hint}; available: {', '.join(sorted(_BUILDERS))}")
+        raise ModelSpecError(f"unknown space {name!r}{closest_hint(name, _BUILDERS)}; "
+                             f"available: {', '.join(sorted(_BUILDERS))}")
     try:
         return _BUILDERS[name](**kwargs)
     except TypeError as exc:
@@ -79,32 +76,12 @@ def get(name: str, **kwargs: Any) -> SRModelSpace:
 
 
 def space_preset_names() -> list[str]:
-    return sorted(p.stem for p in SPACE_PRESET_DIR.glob("*.yaml"))
-
-
-def _read_space_preset(reference: str | Path) -> tuple[dict, str]:
-    path = Path(reference)
-    if path.suffix not in (".yaml", ".yml"):
-        path = SPACE_PRESET_DIR / f"{reference}.yaml"
-        if not path.exists():
-            names = space_preset_names()
-            close = difflib.get_close_matches(str(reference), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SRNASError(f"unknown space preset {reference!r}{hint}; available: {', '.join(names)}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SRNASError(f"{path}: no such space preset file") from None
-    except yaml.YAMLError as exc:
-        raise SRNASError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or "space" not in data:
-        raise SRNASError(f"{path}: a space preset is a mapping with a 'space' key")
-    return data, str(path)
+    return preset_names(SPACE_PRESET_DIR)
 
 
 def load_space_preset(reference: str | Path, **overrides: Any) -> SRModelSpace:
     """Build a space from a YAML preset name (``"dlsr-proxy"``) or path; ``overrides`` win."""
-    data, source = _read_space_preset(reference)
+    data, source = read_preset(reference, SPACE_PRESET_DIR, kind="space", required_key="space")
     kwargs = {k: v for k, v in data.items() if k not in ("space", "description")}
     kwargs.update(overrides)
     try:

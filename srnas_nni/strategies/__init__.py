@@ -13,16 +13,14 @@ relaxation of Trilevel NAS, a drop-in ``softmax`` for DARTS-style strategies).
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from ..errors import SRNASError
+from ..presets import closest_hint, preset_names, read_preset
 
 __all__ = ["register_strategy", "get", "list_strategies", "load_strategy_preset", "strategy_preset_names",
            "STRATEGY_PRESET_DIR", "ENTRY_POINT_GROUP"]
@@ -93,15 +91,13 @@ def get(name: str, **kwargs: Any):
     """Build the strategy ``name`` with keyword arguments ``kwargs``."""
     _load_all()
     if name not in _BUILDERS:
-        close = difflib.get_close_matches(name, _BUILDERS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SRNASError(f"unknown strategy {name!r}{hint}; available: {', '.join(sorted(_BUILDERS))}")
+        raise SRNASError(f"unknown strategy {name!r}{closest_hint(name, _BUILDERS)}; "
+                         f"available: {', '.join(sorted(_BUILDERS))}")
     accepted = _accepted_options(name)
     unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
     if unknown:
-        close = difflib.get_close_matches(unknown[0], accepted, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SRNASError(f"strategy {name!r}: unknown option(s) {unknown}{hint}; options: {', '.join(accepted)}")
+        raise SRNASError(f"strategy {name!r}: unknown option(s) {unknown}{closest_hint(unknown[0], accepted)}; "
+                         f"options: {', '.join(accepted)}")
     try:
         return _BUILDERS[name](**kwargs)
     except TypeError as exc:
@@ -109,27 +105,12 @@ def get(name: str, **kwargs: Any):
 
 
 def strategy_preset_names() -> list[str]:
-    return sorted(p.stem for p in STRATEGY_PRESET_DIR.glob("*.yaml"))
+    return preset_names(STRATEGY_PRESET_DIR)
 
 
 def load_strategy_preset(reference: str | Path, **overrides: Any):
     """Build a strategy from a YAML preset name (``"random"``) or path; ``overrides`` win."""
-    path = Path(reference)
-    if path.suffix not in (".yaml", ".yml"):
-        path = STRATEGY_PRESET_DIR / f"{reference}.yaml"
-        if not path.exists():
-            names = strategy_preset_names()
-            close = difflib.get_close_matches(str(reference), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SRNASError(f"unknown strategy preset {reference!r}{hint}; available: {', '.join(names)}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SRNASError(f"{path}: no such strategy preset file") from None
-    except yaml.YAMLError as exc:
-        raise SRNASError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict) or "name" not in data:
-        raise SRNASError(f"{path}: a strategy preset is a mapping with a 'name' key")
+    data, path = read_preset(reference, STRATEGY_PRESET_DIR, kind="strategy", required_key="name")
     kwargs = {k: v for k, v in data.items() if k not in ("name", "description")}
     kwargs.update(overrides)
     try:
