@@ -11,6 +11,8 @@ Samplers by name: ``nsga2`` (``NSGAIISampler``), ``nsga3`` (``NSGAIIISampler``),
 (``TPESampler``, multi-objective), ``gp`` (``GPSampler``), ``random`` (``RandomSampler``);
 ``sampler_options`` go to the sampler's constructor. With ``storage`` (an SQLAlchemy URL) the study
 persists and a restarted search continues it; in memory otherwise.
+
+:class:`OptunaTuner` is the same search as an NNI HPO tuner, for ``nnictl`` experiment files.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from .pareto import OBJECTIVES, ParetoArchiveMixin
 
 from nni.nas.execution import ModelEventType  # noqa: E402
 from nni.nas.strategy import Strategy  # noqa: E402
+from nni.tuner import Tuner  # noqa: E402
 
-__all__ = ["SAMPLERS", "make_sampler", "OptunaStrategy"]
+__all__ = ["SAMPLERS", "make_sampler", "make_study", "objective_values", "OptunaStrategy", "OptunaTuner"]
 
 SAMPLERS = {
     "nsga2": "NSGAIISampler",
@@ -54,6 +57,26 @@ def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.s
         raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
 
 
+def make_study(sampler: str, seed: int | None, sampler_options: dict[str, Any], storage: str | None,
+               study_name: str) -> optuna.Study:
+    """The multi-objective study of a search: directions and metric names of :data:`OBJECTIVES`."""
+    study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                                sampler=make_sampler(sampler, seed, **sampler_options))
+    with warnings.catch_warnings():  # set_metric_names is marked experimental; we rely on it knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRIC_NAMES)
+    return study
+
+
+def objective_values(metric: Any) -> list[float] | None:
+    """``[psnr, params, multadds]`` from a reported metric dict; None if any is missing or not finite."""
+    metric = metric if isinstance(metric, dict) else {}
+    values = [metric.get(key) for key in METRIC_NAMES]
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
 @register_strategy("optuna", options=("sampler", "seed", "sampler_options", "storage", "study_name"))
 class OptunaStrategy(ParetoArchiveMixin, Strategy):
     """Ask Optuna for architectures, tell it (PSNR, params, Mult-Adds); see the module docstring."""
@@ -74,13 +97,7 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         initialized = super()._initialize(model_space, engine)
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._tell_objectives)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._tell_failure)
-        self.study = optuna.create_study(
-            study_name=self.study_name, storage=self.storage, directions=DIRECTIONS, load_if_exists=True,
-            sampler=make_sampler(self.sampler_name, self.seed, **self.sampler_options),
-        )
-        with warnings.catch_warnings():  # set_metric_names is marked experimental; we rely on it knowingly
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(METRIC_NAMES)
+        self.study = make_study(self.sampler_name, self.seed, self.sampler_options, self.storage, self.study_name)
         return initialized
 
     def _cleanup(self) -> None:
@@ -105,12 +122,11 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         trial = self._trials.pop(event.model, None)
         if trial is None:
             return
-        metric = event.metric if isinstance(event.metric, dict) else {}
-        values = [metric.get(key) for key in METRIC_NAMES]
-        if any(v is None or not math.isfinite(float(v)) for v in values):
+        values = objective_values(event.metric)
+        if values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            self.study.tell(trial, [float(v) for v in values])
+            self.study.tell(trial, values)
 
     def _tell_failure(self, event) -> None:
         # Still pending at the end of training: it failed, or finished without a final metric.
@@ -121,3 +137,50 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
     def state_dict(self) -> dict[str, Any]:
         # Optuna keeps its own state in the study (persistent with ``storage``).
         return {**super().state_dict(), "study_name": self.study_name}
+
+
+class OptunaTuner(Tuner):
+    """The same search as an NNI HPO ``Tuner``, for ``nnictl`` experiment files::
+
+        tuner:
+          className: srnas_nni.strategies.optuna.OptunaTuner
+          classArgs: {sampler: nsga2, seed: 0, storage: "sqlite:///study.db"}
+
+    The search space must be of ``choice`` entries (what ``SpaceEncoding.legacy_search_space()``
+    writes for an srnas-nni space); trials report ``{"default", "psnr", "params", "multadds"}`` as
+    :class:`~srnas_nni.evaluation.evaluator.SREvaluator` does.
+    """
+
+    def __init__(self, sampler: str = "nsga2", seed: int | None = None, sampler_options: dict | None = None,
+                 storage: str | None = None, study_name: str = "srnas-tuner"):
+        self.study = make_study(sampler, seed, dict(sampler_options or {}), storage, study_name)
+        self.distributions: dict[str, optuna.distributions.CategoricalDistribution] = {}
+        self._pending: dict[int, optuna.trial.Trial] = {}
+
+    def update_search_space(self, search_space: dict[str, Any]) -> None:
+        distributions = {}
+        for key, spec in search_space.items():
+            if not isinstance(spec, dict) or spec.get("_type") != "choice":
+                raise SRNASError(f"search space key {key!r}: OptunaTuner takes '_type: choice' entries, got {spec!r}")
+            distributions[key] = optuna.distributions.CategoricalDistribution(spec["_value"])
+        self.distributions = distributions
+
+    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
+        trial = self.study.ask(self.distributions)
+        self._pending[parameter_id] = trial
+        return dict(trial.params)
+
+    def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
+        trial = self._pending.pop(parameter_id, None)
+        if trial is None:
+            return
+        values = objective_values(value)
+        if values is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, values)
+
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        trial = self._pending.pop(parameter_id, None)  # still pending: failed, or ended without a result
+        if trial is not None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
