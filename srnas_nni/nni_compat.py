@@ -27,10 +27,24 @@ __all__ = ["nni", "experiment_directory"]
 
 
 def experiment_directory(output_dir: str | os.PathLike) -> Path:
-    """Folder for NNI's experiment files under a run's output directory.
+    """Folder for NNI's experiment files under a run's output directory; NNI's index goes there too.
 
-    NNI defaults to ``~/nni-experiments``; srnas-nni keeps everything a run writes under the run.
+    NNI defaults to ``~/nni-experiments`` for the experiment folders *and* for the index of all
+    experiments it keeps for ``nnictl`` (``<home>/.experiment``, written by every ``NasExperiment``
+    whatever its working directory). srnas-nni keeps everything a run writes under the run: pass
+    the returned path as ``experiment_working_directory``; the index follows it.
     """
     path = Path(output_dir) / "nni-experiments"
     path.mkdir(parents=True, exist_ok=True)
+    _point_experiment_index(path)
     return path
+
+
+def _point_experiment_index(home: Path) -> None:
+    # NNI binds the index folder as a default argument at import time; this is the one place we move it.
+    from nni.tools.nnictl import config_utils
+
+    defaults = config_utils.Experiments.__init__.__defaults__
+    if not defaults or len(defaults) != 1:
+        raise RuntimeError("NNI's experiment index moved: srnas_nni.nni_compat needs updating for this NNI")
+    config_utils.Experiments.__init__.__defaults__ = (str(home),)

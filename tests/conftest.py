@@ -19,6 +19,14 @@ def shared_data_root() -> Path:
     return Path(os.environ.get("SRNAS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _nni_writes_nothing_into_home(tmp_path_factory):
+    """NNI's experiment index goes to a temporary folder, never ~/nni-experiments."""
+    from srnas_nni.nni_compat import experiment_directory
+
+    experiment_directory(tmp_path_factory.mktemp("nni-home"))
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tests run tiny tensors, where extra threads only contend (CI shares 2 cores)."""

@@ -102,7 +102,9 @@ def test_multi_trial_nni_experiment_gets_the_full_metric_dict(evaluator, tmp_pat
         model = by_choice[choice]
         assert model.status == ModelStatus.Trained
         assert model.metric == pytest.approx(model.metrics.final)
-    assert any((tmp_path / "nni-experiments").iterdir())
+    experiments = tmp_path / "nni-experiments"
+    assert any(p.is_dir() for p in experiments.iterdir())  # the experiment's folder
+    assert (experiments / ".experiment").exists()  # and NNI's index of experiments
 
 
 def test_final_metric_event_carries_objectives_and_architecture(evaluator, tmp_path):
