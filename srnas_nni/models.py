@@ -15,7 +15,6 @@ form ``{"space": ..., "sample": ...}`` through :func:`register_spec_resolver`.
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from .errors import ModelSpecError
+from .registry import Registry
 from .runtime import atomic_torch_save
 
 __all__ = [
@@ -51,7 +51,14 @@ class ModelEntry:
     trainable: bool = True
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+def _load_builtin_models() -> None:
+    # Importing these modules registers the baselines, the published search-space presets and the
+    # resolver of space specs; done lazily to keep `import srnas_nni` cheap (NNI is heavy).
+    from . import baselines  # noqa: F401
+    from .spaces import presets  # noqa: F401
+
+
+_MODELS: Registry[ModelEntry] = Registry("model", error=ModelSpecError, loader=_load_builtin_models)
 _SPEC_RESOLVERS: dict[str, Callable[[dict, int | None], nn.Module]] = {}
 
 
@@ -59,40 +66,19 @@ def register_model(name: str, *, scales=(2, 3, 4), description: str = "", traina
     """Decorator: register ``builder(scale, **kwargs) -> nn.Module`` under ``name``."""
 
     def decorate(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"model name {name!r} is registered twice")
         text = description or ((builder.__doc__ or "").strip().splitlines() or [""])[0]
-        _REGISTRY[name] = ModelEntry(name, builder, tuple(scales), text, trainable)
+        _MODELS.register(name, ModelEntry(name, builder, tuple(scales), text, trainable))
         return builder
 
     return decorate
 
 
-_builtin_loaded = False
-
-
-def _ensure_builtin_models_loaded() -> None:
-    # Importing these modules registers the baselines, the published search-space presets and the
-    # resolver of space specs; done lazily to keep `import srnas_nni` cheap (NNI is heavy).
-    global _builtin_loaded
-    if not _builtin_loaded:
-        _builtin_loaded = True
-        from . import baselines  # noqa: F401
-        from .spaces import presets  # noqa: F401
-
-
 def list_models() -> list[str]:
-    _ensure_builtin_models_loaded()
-    return sorted(_REGISTRY)
+    return _MODELS.names()
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_builtin_models_loaded()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelSpecError(f"unknown model {name!r}{hint}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _MODELS.lookup(name)
 
 
 def build_model(name: str, scale: int, **kwargs: Any) -> nn.Module:
@@ -131,7 +117,7 @@ def load_spec(path: str | Path) -> dict:
 
 def build_from_spec(spec: dict, scale: int | None = None, *, source: str = "model spec") -> nn.Module:
     """Build a model from a spec dict; ``scale`` overrides the spec's own when given."""
-    _ensure_builtin_models_loaded()
+    list_models()  # loading the built-in models also registers the resolver of space specs
     if "model" in spec:
         unknown = set(spec) - {"model", "kwargs", "scale"}
         if unknown:

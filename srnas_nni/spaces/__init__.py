@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ModelSpecError
-from ..presets import closest_hint, preset_names, read_preset
+from ..presets import preset_names, read_preset
+from ..registry import Registry
 from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
 
 __all__ = [
@@ -30,47 +31,33 @@ _SPACE_MODULES = ("hnas", "trilevel", "hinas", "dlsr", "deconas")
 #: YAML presets users swap: ``search_spaces/`` at the top of the project.
 SPACE_PRESET_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 
-_BUILDERS: dict[str, Callable[..., SRModelSpace]] = {}
-_loaded = False
+
+def _load_all() -> None:
+    for module in _SPACE_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module}":
+                raise
+
+
+_SPACES: Registry[Callable[..., SRModelSpace]] = Registry("space", error=ModelSpecError, loader=_load_all)
 
 
 def register_space(name: str):
     """Decorator: register a space class (or builder) under ``name``."""
-
-    def decorate(builder):
-        if name in _BUILDERS:
-            raise ValueError(f"space {name!r} is registered twice")
-        _BUILDERS[name] = builder
-        return builder
-
-    return decorate
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in _SPACE_MODULES:
-            try:
-                importlib.import_module(f"{__name__}.{module}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{module}":
-                    raise
+    return _SPACES.register(name)
 
 
 def list_spaces() -> list[str]:
-    _load_all()
-    return sorted(_BUILDERS)
+    return _SPACES.names()
 
 
 def get(name: str, **kwargs: Any) -> SRModelSpace:
     """Build the space ``name`` with constructor arguments ``kwargs`` (e.g. ``scale=3``)."""
-    _load_all()
-    if name not in _BUILDERS:
-        raise ModelSpecError(f"unknown space {name!r}{closest_hint(name, _BUILDERS)}; "
-                             f"available: {', '.join(sorted(_BUILDERS))}")
+    builder = _SPACES.lookup(name)
     try:
-        return _BUILDERS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as exc:
         raise ModelSpecError(f"space {name!r}: bad arguments {kwargs}: {exc}") from None
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..errors import SRNASError
 from ..presets import closest_hint, preset_names, read_preset
+from ..registry import Registry
 
 __all__ = ["register_strategy", "get", "list_strategies", "load_strategy_preset", "strategy_preset_names",
            "STRATEGY_PRESET_DIR", "ENTRY_POINT_GROUP"]
@@ -31,9 +32,20 @@ STRATEGY_PRESET_DIR = Path(__file__).resolve().parents[2] / "strategies"
 #: Modules of this package that register strategies when imported.
 _STRATEGY_MODULES = ("builtin", "optuna")
 
-_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+def _load_all() -> None:
+    for module in _STRATEGY_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _STRATEGIES:  # the loader runs once: no recursion here
+            try:
+                _STRATEGIES.register(entry.name, entry.load())
+            except Exception as exc:  # a broken plug-in must not take the built-ins down
+                raise SRNASError(f"strategy plug-in {entry.name!r} ({entry.value}) failed to load: {exc}") from None
+
+
+_STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy", loader=_load_all)
 _OPTIONS: dict[str, tuple[str, ...]] = {}
-_loaded = False
 
 
 def register_strategy(name: str, *, options: tuple[str, ...] | None = None):
@@ -45,9 +57,7 @@ def register_strategy(name: str, *, options: tuple[str, ...] | None = None):
     """
 
     def decorate(builder):
-        if name in _BUILDERS and _BUILDERS[name] is not builder:
-            raise ValueError(f"strategy {name!r} is registered twice")
-        _BUILDERS[name] = builder
+        _STRATEGIES.register(name, builder)
         if options is not None:
             _OPTIONS[name] = tuple(options)
         return builder
@@ -59,7 +69,7 @@ def _accepted_options(name: str) -> tuple[str, ...] | None:
     if name in _OPTIONS:
         return _OPTIONS[name]
     try:
-        parameters = inspect.signature(_BUILDERS[name]).parameters.values()
+        parameters = inspect.signature(_STRATEGIES.lookup(name)).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -67,39 +77,20 @@ def _accepted_options(name: str) -> tuple[str, ...] | None:
     return tuple(p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "self")
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _STRATEGY_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in _BUILDERS:
-            try:
-                _BUILDERS[entry.name] = entry.load()
-            except Exception as exc:  # a broken plug-in must not take the built-ins down
-                raise SRNASError(f"strategy plug-in {entry.name!r} ({entry.value}) failed to load: {exc}") from None
-
-
 def list_strategies() -> list[str]:
-    _load_all()
-    return sorted(_BUILDERS)
+    return _STRATEGIES.names()
 
 
 def get(name: str, **kwargs: Any):
     """Build the strategy ``name`` with keyword arguments ``kwargs``."""
-    _load_all()
-    if name not in _BUILDERS:
-        raise SRNASError(f"unknown strategy {name!r}{closest_hint(name, _BUILDERS)}; "
-                         f"available: {', '.join(sorted(_BUILDERS))}")
+    builder = _STRATEGIES.lookup(name)
     accepted = _accepted_options(name)
     unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
     if unknown:
         raise SRNASError(f"strategy {name!r}: unknown option(s) {unknown}{closest_hint(unknown[0], accepted)}; "
                          f"options: {', '.join(accepted)}")
     try:
-        return _BUILDERS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as exc:
         raise SRNASError(f"strategy {name!r}: bad arguments {kwargs}: {exc}") from None
 
