@@ -151,11 +151,24 @@ class DifferentiableChoice(BaseSuperNetModule):
 
     One logit vector per label (``_arch_alpha``, created by the strategy and found in its memo),
     turned into mixture weights by the strategy's ``softmax`` (a sparsestmax plugs in here).
-    Subclasses name their ``Categorical`` in :attr:`relaxed_choice`, call
-    :meth:`_init_relaxation` and weight their candidates by :meth:`mixture_weights`.
+    A subclass is written ``SpaceModule + DifferentiableChoice``: it names its ``Categorical`` in
+    :attr:`relaxed_choice`, builds itself from a ``SpaceModule`` in :meth:`relax` (calling
+    :meth:`_init_relaxation`), and weights its candidates by :meth:`mixture_weights`.
     """
 
     _arch_parameter_names: list[str] = ["_arch_alpha"]
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]):
+        if type(module) is not cls.__bases__[0]:
+            return None
+        if module.label not in memo:
+            raise KeyError(f"{module.label}: no architecture logits in the DARTS memo")
+        return cls.relax(module, memo[module.label], mutate_kwargs.get("softmax", nn.Softmax(-1)))
+
+    @classmethod
+    def relax(cls, module: nn.Module, alpha: torch.Tensor, softmax: nn.Module) -> "DifferentiableChoice":
+        raise NotImplementedError
 
     @property
     def relaxed_choice(self) -> Categorical:
@@ -232,8 +245,9 @@ class SRModelSpace(ModelSpace):
         network = frozen_copy(self.network, sample)
         network.scale = int(self.scale)
         network.in_channels = int(self.in_channels)
+        # Neither NNI's classes nor our own mutable modules may survive freezing.
         leftovers = sorted({type(m).__module__ + "." + type(m).__name__ for m in network.modules()
-                            if type(m).__module__.startswith(NNI_MODULE_PREFIX)})
+                            if type(m).__module__.startswith(NNI_MODULE_PREFIX) or isinstance(m, Mutable)})
         if leftovers:
             raise TypeError(f"{type(self).__name__}.freeze left NNI modules in the network: {leftovers}")
         return network

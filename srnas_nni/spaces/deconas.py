@@ -385,7 +385,23 @@ class FusionSpace(MutableModule):
         return list(self.bits)
 
 
-class _BitSampling(BaseSuperNetModule):
+class _InPlaceSupernet(BaseSuperNetModule):
+    """A supernet class written ``SpaceClass + mixin``: its hook takes over an instance of exactly
+    ``SpaceClass`` in place (same weights), then lets the mixin attach what it needs."""
+
+    @classmethod
+    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
+        if type(module) is cls.__bases__[0]:
+            module.__class__ = cls
+            module._become_supernet(memo, mutate_kwargs)
+            return module
+        return None
+
+    def _become_supernet(self, memo: dict, mutate_kwargs: dict) -> None:
+        pass
+
+
+class _BitSampling(_InPlaceSupernet):
     """Path sampling over binary mutables: shared labels take the memo's value.
 
     Mixed into :class:`DenseLayerSpace` / :class:`FusionSpace`, which provide ``all_bits`` and
@@ -415,32 +431,18 @@ class _BitSampling(BaseSuperNetModule):
 class DenseLayerPathSampling(DenseLayerSpace, _BitSampling):
     """One-shot (path-sampling) dense layer: sampled bits gather the weight slabs."""
 
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-        if type(module) is DenseLayerSpace:
-            module.__class__ = cls  # same weights, now a supernet module
-            return module
-        return None
-
 
 class FusionPathSampling(FusionSpace, _BitSampling):
     """One-shot (path-sampling) fusion."""
 
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-        if type(module) is FusionSpace:
-            module.__class__ = cls
-            return module
-        return None
 
-
-class _BitDifferentiable(BaseSuperNetModule):
+class _BitDifferentiable(_InPlaceSupernet):
     """DARTS relaxation of binary mutables: ``p(bit on) = softmax(alpha)[1]`` (alphas shared by label).
 
     Mixed into the space classes like :class:`_BitSampling`; the alphas come from the strategy's memo.
     """
 
-    def _attach_alphas(self, memo: dict, mutate_kwargs: dict) -> None:
+    def _become_supernet(self, memo: dict, mutate_kwargs: dict) -> None:
         self._softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
         self._arch_alpha = nn.ParameterDict()
         for bit in self.all_bits():
@@ -473,14 +475,6 @@ class _BitDifferentiable(BaseSuperNetModule):
 class DenseLayerDifferentiable(DenseLayerSpace, _BitDifferentiable):
     """DARTS dense layer (see the module docstring for the relaxation)."""
 
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-        if type(module) is DenseLayerSpace:
-            module.__class__ = cls
-            module._attach_alphas(memo, mutate_kwargs)
-            return module
-        return None
-
     def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
         outputs, activity = [], []
         for kind, values in self.bits.items():
@@ -497,14 +491,6 @@ class DenseLayerDifferentiable(DenseLayerSpace, _BitDifferentiable):
 
 class FusionDifferentiable(FusionSpace, _BitDifferentiable):
     """DARTS fusion: each optional input is scaled by its probability of being fused."""
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-        if type(module) is FusionSpace:
-            module.__class__ = cls
-            module._attach_alphas(memo, mutate_kwargs)
-            return module
-        return None
 
     def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
         n = len(self.bits)

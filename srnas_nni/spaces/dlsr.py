@@ -49,8 +49,8 @@ earlier output scaled by its softmax weight, all concatenated, one 1x1 of width 
 export keeps the top 2. Not supported: ``Proxyless`` (NNI has no proxyless form of a concatenating
 multi-input choice) and ``ENAS`` (NNI's ENAS refuses multi-input choices outright).
 
-:meth:`DLSRSpace.freeze` copies only what the frozen network keeps (see there), so frozen networks
-never share weights with the space or with each other.
+Freezing (the base class's ``frozen_copy``) copies only what the frozen network keeps, so frozen
+networks never share weights with the space or with each other.
 
 Differences from the official code (``DawnHH/DLSR-PyTorch``, ``models/rfdn_block_6_beta_search.py``,
 ``models/beta1_para_loss.py``, ``models/operations_hh.py``), and why:
@@ -69,7 +69,6 @@ Differences from the official code (``DawnHH/DLSR-PyTorch``, ``models/rfdn_block
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, Sequence
 
@@ -80,13 +79,13 @@ from torch import nn
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
 
 from nni.mutable import CategoricalMultiple, SampleValidationError, label_scope  # noqa: E402
-from nni.nas.nn.pytorch import LayerChoice, MutableModule  # noqa: E402
+from nni.nas.nn.pytorch import LayerChoice  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingInput  # noqa: E402
 
 from ..ops import DistillationCell, PixelShuffleTail, SeparableConv2d, conv2d, esa_map_sizes
 from . import register_space
-from .base import NNI_MODULE_PREFIX, InputSelect, SelectedInputs, SpaceCost, SRModelSpace
+from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
 
 __all__ = [
     "REFINE_OPS", "DLSRSpace", "CellInputFusion", "PathSamplingInputSelect", "DifferentiableCellInputFusion",
@@ -153,17 +152,6 @@ class CellInputFusion(nn.Module):
 
     def forward(self, earlier: list[torch.Tensor]) -> torch.Tensor:
         return F.leaky_relu(self.fuse(self.select(earlier)), self.negative_slope)
-
-
-def _outermost_mutable_modules(module: nn.Module) -> list[MutableModule]:
-    """The NNI mutable modules under ``module`` that are not inside another one."""
-    found: list[MutableModule] = []
-    for child in module.children():
-        if isinstance(child, MutableModule):
-            found.append(child)
-        else:
-            found.extend(_outermost_mutable_modules(child))
-    return found
 
 
 class DLSRNetwork(nn.Module):
@@ -254,33 +242,6 @@ class DLSRSpace(SRModelSpace):
             negative_slope=negative_slope,
         )
         self._build_cost_tables()
-
-    # ------------------------------------------------------------------------------------------
-    # Freezing
-
-    def freeze(self, sample: dict[str, Any]) -> nn.Module:
-        """The plain network of ``sample`` (validated first; see :meth:`SRModelSpace.freeze`).
-
-        Same result as NNI's recursive freeze, but the copy is made once and only of what the frozen
-        network keeps: NNI deep-copies every module above a choice, unchosen candidates included (27
-        refine candidates per cell), and hands out the chosen candidate itself, so two frozen networks
-        (or a network and the space) would share its weights. Works on the space and on its one-shot
-        supernets (supernet modules freeze like the choices they replace).
-        """
-        self.check_sample(sample)
-        self.validate(sample)
-        # deepcopy returns a memo entry as is: pre-seed each choice with a private copy of its frozen form.
-        memo: dict[int, Any] = {}
-        for choice in _outermost_mutable_modules(self.network):
-            memo[id(choice)] = copy.deepcopy(choice.freeze(sample))
-        network = copy.deepcopy(self.network, memo)
-        network.scale = self.scale
-        network.in_channels = self.in_channels
-        leftovers = sorted({type(m).__name__ for m in network.modules()
-                            if type(m).__module__.startswith(NNI_MODULE_PREFIX) or isinstance(m, MutableModule)})
-        if leftovers:
-            raise TypeError(f"{type(self).__name__}.freeze left NNI modules in the network: {leftovers}")
-        return network
 
     # ------------------------------------------------------------------------------------------
     # Cost model

@@ -353,12 +353,8 @@ class UpsamplingPositionDifferentiable(UpsamplingPosition, DifferentiableChoice)
         return self.position
 
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is UpsamplingPosition:
-            if module.label not in memo:
-                raise KeyError(f"no architecture parameter for {module.label} in the memo")
-            softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
-            return cls(list(module.normal_cells), module.upsampling_cell, module.position, memo[module.label], softmax)
+    def relax(cls, module, alpha, softmax):
+        return cls(list(module.normal_cells), module.upsampling_cell, module.position, alpha, softmax)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixture_weights()

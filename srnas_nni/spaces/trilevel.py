@@ -79,7 +79,7 @@ from nni.nas.nn.pytorch import LayerChoice, MutableConv2d, MutableModule  # noqa
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 
 from . import register_space  # noqa: E402
-from .base import NNI_MODULE_PREFIX, DifferentiableChoice, SpaceCost, SRModelSpace, frozen_copy  # noqa: E402
+from .base import DifferentiableChoice, SpaceCost, SRModelSpace, frozen_copy  # noqa: E402
 
 __all__ = [
     "TrilevelSpace", "NetworkPath", "NetworkPathSampling", "NetworkPathDifferentiable", "SelectedPath",
@@ -345,13 +345,8 @@ class NetworkPathDifferentiable(NetworkPath, DifferentiableChoice):
         return self.path_choice
 
     @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]):
-        if type(module) is NetworkPath:
-            if module.label not in memo:
-                raise KeyError(f"{module.label}: no architecture logits in the memo")
-            softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
-            return cls(list(module.cells), list(module.ups), module.path_choice, memo[module.label], softmax)
-        return None
+    def relax(cls, module, alpha, softmax):
+        return cls(list(module.cells), list(module.ups), module.path_choice, alpha, softmax)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixture_weights()
@@ -483,27 +478,6 @@ class TrilevelSpace(SRModelSpace):
         elif isinstance(strategy, RandomOneShot):
             hooks.append(NetworkPathSampling.mutate)
         return hooks
-
-    # ---------------------------------------------------------------------------------------
-    # freezing
-
-    def freeze(self, sample: dict[str, Any]) -> nn.Module:
-        """The plain network of ``sample`` (validated first; see :meth:`SRModelSpace.freeze`).
-
-        Built from the chosen parts only, rather than NNI's copy-everything-then-replace, so that
-        freezing a paper-size sample takes milliseconds instead of seconds. Weight-preserving on
-        a one-shot supernet, like NNI's freeze.
-        """
-        self.check_sample(sample)
-        network = TrilevelNetwork(frozen_copy(self.network.head, sample), self.network.path.freeze(sample),
-                                  frozen_copy(self.network.tail, sample))
-        network.scale = self.scale
-        network.in_channels = self.in_channels
-        leftovers = sorted({type(m).__module__ + "." + type(m).__name__ for m in network.modules()
-                            if type(m).__module__.startswith(NNI_MODULE_PREFIX)})
-        if leftovers:
-            raise TypeError(f"{type(self).__name__}.freeze left NNI modules in the network: {leftovers}")
-        return network
 
     # ---------------------------------------------------------------------------------------
     # cost model
