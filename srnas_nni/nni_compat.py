@@ -7,6 +7,19 @@ here, deliberately and narrowly; every other warning stays visible.
 
 Import NNI through this module (``from srnas_nni.nni_compat import nni``) so the filter is in place
 before NNI's first import.
+
+Two more adaptations live here because every caller needs them, once:
+
+* NNI saves a NAS experiment's checkpoint (strategy and engine state) with ``torch.save`` and reads it
+  back with ``torch.load`` under torch's default ``weights_only=True``, which refuses the numpy
+  random states and Python objects NNI's own strategies keep: resuming any experiment fails. The
+  checkpoint is a file the experiment wrote itself, so :class:`ExperimentStateSerializer` reads it
+  in full, and writes it atomically (write, then rename) so a crash mid-save keeps the last one.
+* NNI's DARTS family collects its architecture parameters through a ``set``, so their order -- and
+  with it the mapping of a restored architecture optimiser's state onto them -- changes from one
+  process to the next; resuming a DARTS search from a checkpoint then fails (or silently mixes the
+  Adam moments of different labels). :func:`_stable_arch_parameters` keeps the module order.
+* :func:`experiment_directory` keeps NNI's experiment index under the run (below).
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 with warnings.catch_warnings():
     warnings.filterwarnings(
@@ -23,7 +37,44 @@ with warnings.catch_warnings():
     import nni  # noqa: E402
     import nni.nas.nn.pytorch  # noqa: E402,F401  (triggers the layer generation under the filter)
 
-__all__ = ["nni", "experiment_directory"]
+__all__ = ["nni", "experiment_directory", "ExperimentStateSerializer"]
+
+from nni.nas.utils.serializer import TorchSerializer, set_default_serializer  # noqa: E402
+
+
+class ExperimentStateSerializer(TorchSerializer):
+    """NNI's checkpoint serializer, reading back what it wrote and never leaving a half-written file."""
+
+    def save(self, checkpoint, path):
+        from .runtime import atomic_torch_save
+
+        atomic_torch_save(checkpoint, str(path) + self.suffix)
+
+    def load(self, path):
+        import torch
+        from nni.nas.utils.serializer import _find_path_with_prefix
+
+        # Trusted: the experiment's own checkpoint, under its own working directory.
+        return torch.load(str(_find_path_with_prefix(Path(path), self.suffix)), map_location=self._map_location,
+                          weights_only=False)
+
+
+set_default_serializer(ExperimentStateSerializer())
+
+
+def _stable_arch_parameters(self) -> list:
+    """``DartsLightningModule.arch_parameters`` in module order, each parameter once."""
+    seen: dict[int, Any] = {}
+    for module in self.supernet_modules():
+        if hasattr(module, "arch_parameters"):
+            for parameter in module.arch_parameters():
+                seen.setdefault(id(parameter), parameter)
+    return list(seen.values())
+
+
+from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule  # noqa: E402
+
+DartsLightningModule.arch_parameters = _stable_arch_parameters
 
 
 def experiment_directory(output_dir: str | os.PathLike) -> Path:

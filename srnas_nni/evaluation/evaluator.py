@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -55,8 +56,14 @@ def evaluate_sr_model(model: nn.Module, *, architecture: dict | None = None, sca
                       train: dict | None = None, objective: str = "psnr",
                       objective_options: dict | None = None, hr_size: tuple[int, int] | list[int] = (720, 1280),
                       skip_bad: bool = False, cache_dir: str | None = None,
-                      output_dir: str | None = None, report: bool = True) -> dict[str, Any]:
-    """Train, validate and cost one candidate; report to NNI; return the metric dict."""
+                      output_dir: str | None = None, report: bool = True, models_dir: str | None = None,
+                      space_spec: dict | None = None) -> dict[str, Any]:
+    """Train, validate and cost one candidate; report to NNI; return the metric dict.
+
+    With ``models_dir`` and ``space_spec`` (``{"space": name, "space_kwargs": {...}}``) the trained
+    candidate is kept as a model file ``<models_dir>/<sample key>/model.pt`` (``model_file`` in the
+    result), which ``srnas export`` / ``evaluate`` / ``upscale`` take.
+    """
     config = TrainConfig.from_dict(train)
     scalarize = make_scalarization(objective, **(objective_options or {}))
     train_set = _cached_dataset(str(train_data), int(scale), "train", bool(skip_bad), cache_dir)
@@ -94,6 +101,14 @@ def evaluate_sr_model(model: nn.Module, *, architecture: dict | None = None, sca
         "architecture": architecture,
     }
     result["default"] = scalarize(result)
+    if models_dir is not None and space_spec is not None and architecture is not None:
+        from ..models import save_model_file
+        from ..tracking import sample_key
+
+        path = Path(models_dir) / sample_key(architecture) / "model.pt"
+        spec = {**space_spec, "sample": architecture, "scale": int(scale)}
+        save_model_file(path, model, spec, int(scale), extra={"psnr": result["psnr"], "ssim": result["ssim"]})
+        result["model_file"] = str(path)
     if report:
         nni.report_final_result(result)
     return result
@@ -113,12 +128,14 @@ class SREvaluator(FunctionalEvaluator):
         hr_size: HR size at which Mult-Adds are counted.
         skip_bad: skip unreadable images with a warning instead of failing.
         cache_dir: where LR images made on the fly are cached on disk.
+        models_dir, space_spec: keep each trained candidate as a model file (see
+            :func:`evaluate_sr_model`).
     """
 
     def __init__(self, *, scale: int = 2, train_data: str = "builtin", val_data: str = "builtin:val",
                  train: dict | None = None, objective: str = "psnr", objective_options: dict | None = None,
                  hr_size: tuple[int, int] | list[int] = (720, 1280), skip_bad: bool = False,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, models_dir: str | None = None, space_spec: dict | None = None):
         arguments = {
             "scale": int(scale),
             "train_data": str(train_data),
@@ -129,6 +146,8 @@ class SREvaluator(FunctionalEvaluator):
             "hr_size": [int(v) for v in hr_size],
             "skip_bad": bool(skip_bad),
             "cache_dir": None if cache_dir is None else str(cache_dir),
+            "models_dir": None if models_dir is None else str(models_dir),
+            "space_spec": None if space_spec is None else dict(space_spec),
         }
         make_scalarization(objective, **arguments["objective_options"])  # fail fast on bad options
         super().__init__(evaluate_sr_model, **arguments)
@@ -140,7 +159,12 @@ class SREvaluator(FunctionalEvaluator):
 
     def _execute(self, model) -> Any:
         # NNI passes the executable model space here; keep its sample as the architecture.
-        return self.evaluate(model.executable_model(), architecture=dict(getattr(model, "sample", {}) or {}))
+        try:
+            return self.evaluate(model.executable_model(), architecture=dict(getattr(model, "sample", {}) or {}))
+        except Exception as exc:
+            # NNI records only "failed"; the reason goes with the model to the tracking layer.
+            model.failure_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+            raise
 
     def evaluate(self, model: nn.Module, architecture: dict | None = None) -> dict[str, Any]:
         return self.function(model, architecture=architecture, **self.arguments)

@@ -267,6 +267,20 @@ class SRModelSpace(ModelSpace):
             mutable.random(memo, state)
         return {label: _plain(value) for label, value in memo.items()}
 
+    def controller_levels(self) -> dict[str, list[str]]:
+        """The decisions grouped into the levels of a hierarchical controller, in controller order.
+
+        Level name -> its labels. A hierarchical controller samples the levels in this order and
+        conditions the *last* level (the network level, when there are several) on the final
+        states of all the others (the cell levels). Default: labels grouped by their first path
+        segment (``normal/node0/op0`` -> ``normal``) in :meth:`simplify` order; spaces whose
+        network-level labels do not come last override this.
+        """
+        levels: dict[str, list[str]] = {}
+        for label in self.simplify():
+            levels.setdefault(label.split("/", 1)[0], []).append(label)
+        return levels
+
     def labels(self) -> dict[str, list]:
         """Every decision of the space: label -> its candidate values (flat, de-duplicated)."""
         out: dict[str, list] = {}

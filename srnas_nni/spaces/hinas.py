@@ -524,6 +524,19 @@ class WidthTrellisDifferentiable(_TrellisSupernet):
                 out[(layer, source)] = {target: probs[i] for i, target in enumerate(targets)}
         return out
 
+    def label_probabilities(self) -> dict[str, torch.Tensor]:
+        """Differentiable move probabilities of each width label, from the source level the Viterbi
+        path takes into that layer (0 for moves off the trellis), in ``WIDTH_MOVES`` order."""
+        levels = self.viterbi_levels()
+        probs = self.transition_probs()
+        out = {}
+        for i, label in enumerate(self.labels):
+            source = levels[i - 1] if i else 0
+            by_move = {_move_between(source, target): p for target, p in probs[(i, source)].items()}
+            zero = next(iter(by_move.values())) * 0
+            out[label] = torch.stack([by_move.get(move, zero) for move in WIDTH_MOVES])
+        return out
+
     def forward(self, stem: torch.Tensor) -> torch.Tensor:
         probs = self.transition_probs()
         outputs, inputs = {0: stem}, {0: stem}
@@ -532,10 +545,16 @@ class WidthTrellisDifferentiable(_TrellisSupernet):
             for level in self.layout.reachable[layer]:
                 cell_input = s1 = None
                 for source in self.layout.sources(layer, level):
+                    if source not in outputs:
+                        continue  # that level got no weight in the previous layer
                     weight = probs[(layer, source)][level]
+                    if not bool(weight.detach() != 0):
+                        continue  # exactly-zero transition (sparse relaxation): not computed
                     x, s = self._step(layer, source, level, outputs[source], inputs[source])
                     cell_input = weight * x if cell_input is None else cell_input + weight * x
                     s1 = weight * s if s1 is None else s1 + weight * s
+                if cell_input is None:
+                    continue
                 # Cell sharing: the weighted inputs are summed first, the cell runs once.
                 new_outputs[level] = self.cells[f"{layer}_{level}"](cell_input, s1)
                 new_inputs[level] = cell_input
@@ -662,12 +681,36 @@ class HiNASNodeDifferentiable(BaseSuperNetModule):
         total = None
         for state, ops, alpha in zip(states, self.edges, self._arch_alpha):
             weights = self._softmax(alpha)
+            active = (weights.detach() != 0).tolist()
             for index, op_name in enumerate(self.edge_ops):
-                if op_name == "zero":
-                    continue  # contributes nothing but its weight in the softmax
+                if op_name == "zero" or not active[index]:
+                    continue  # 'zero' adds nothing; an exactly-zero weight (sparse relaxation) is skipped
                 term = weights[index] * ops[op_name](state)
                 total = term if total is None else total + term
+        if total is None:  # every op of every edge weighs exactly 0 (or is 'zero'): the node outputs 0
+            total = torch.zeros_like(states[0])
         return total
+
+    def label_probabilities(self) -> dict[str, torch.Tensor]:
+        """Differentiable distributions of this node's labels for an expected-cost penalty.
+
+        ``inputs``: each edge's strongest non-``zero`` op weight, normalised over the edges;
+        ``op{j}``: the op weights of the j-th currently exported edge, normalised over the node's
+        choice ops (``zero`` is never a derived op unless it is one of them).
+        """
+        kept = self.export({})[self.inputs_label]
+        strengths, per_edge = [], []
+        for alpha in self._arch_alpha:
+            weights = self._softmax(alpha)
+            non_zero = torch.stack([weights[i] for i, name in enumerate(self.edge_ops) if name != "zero"])
+            strengths.append(non_zero.max())
+            choice = torch.stack([weights[self.edge_ops.index(name)] for name in self.choice_ops])
+            per_edge.append(choice / choice.sum().clamp_min(1e-12))
+        strength = torch.stack(strengths)
+        out = {self.inputs_label: strength / strength.sum().clamp_min(1e-12)}
+        for label, edge in zip(self.op_labels, kept):
+            out[label] = per_edge[edge]
+        return out
 
     def _edge_strengths(self) -> list[tuple[float, str]]:
         """Per edge: (best non-zero op weight, that op)."""
@@ -778,6 +821,12 @@ class HiNASSpace(SRModelSpace):
         return HiNASNetwork(head, body, self.scale)
 
     # ---- one-shot ------------------------------------------------------------------------
+
+    def controller_levels(self) -> dict[str, list[str]]:
+        """The layer cells first, the outer (width-path) level last (conditioned on the cells)."""
+        levels = super().controller_levels()
+        levels["outer"] = levels.pop("outer")
+        return levels
 
     @classmethod
     def extra_oneshot_hooks(cls, strategy) -> list:

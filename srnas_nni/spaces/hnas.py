@@ -358,11 +358,18 @@ class UpsamplingPositionDifferentiable(UpsamplingPosition, DifferentiableChoice)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixture_weights()
+        # Positions whose weight is exactly 0 (sparse relaxations) are not computed; the shared LR
+        # prefix runs only as far as the last active position.
+        active = (weights.detach() != 0).tolist()
         s0, s1 = x, x
         total = None
         for position in range(self.num_cells):
+            if not any(active[position:]):
+                break
             if position > 0:
                 s0, s1 = s1, self.normal_cells[position - 1](s0, s1)
+            if not active[position]:
+                continue
             up = self.upsampling_cell(s0, s1)
             out = _run_from(list(self.normal_cells), position, up, up)[1]
             total = weights[position] * out if total is None else total + weights[position] * out
@@ -414,6 +421,12 @@ class HNASSpace(SRModelSpace):
         self.network.add_module("tail", conv2d(width, 3, 3))
         self.network.add_module("add_mean", MeanShift(sign=1))
         self._build_cost_tables()
+
+    def controller_levels(self) -> dict[str, list[str]]:
+        """Normal cell, upsampling cell, then the network-level ``up/position`` (HNAS's three LSTMs)."""
+        labels = list(self.simplify())
+        cell = lambda prefix: [label for label in labels if label.startswith(prefix + "/node")]  # noqa: E731
+        return {"normal": cell("normal"), "up": cell("up"), "up/position": ["up/position"]}
 
     @classmethod
     def extra_oneshot_hooks(cls, strategy) -> list:

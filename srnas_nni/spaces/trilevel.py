@@ -350,9 +350,13 @@ class NetworkPathDifferentiable(NetworkPath, DifferentiableChoice):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.mixture_weights()
+        # Exits whose weight is exactly 0 (sparse relaxations) are not computed at all.
+        active = (weights.detach() != 0).tolist()
         features: dict[str, torch.Tensor] = {}
         mixture: torch.Tensor | None = None
         for index, path in enumerate(self.path_choice.values):
+            if not active[index]:
+                continue
             # Longest already-computed prefix, then the remaining steps.
             start = len(path)
             while start > 0 and path[:start] not in features:
@@ -466,6 +470,12 @@ class TrilevelSpace(SRModelSpace):
                 ops.append(LayerChoice(candidates, label=f"op{j}"))
                 cin = cout
         return TrilevelCell(ops, residual_scale)
+
+    def controller_levels(self) -> dict[str, list[str]]:
+        """The cells first, the network-level path last (conditioned on the cells)."""
+        levels = super().controller_levels()
+        levels["network"] = levels.pop("network")
+        return levels
 
     @classmethod
     def extra_oneshot_hooks(cls, strategy) -> list:

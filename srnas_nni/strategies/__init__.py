@@ -23,14 +23,15 @@ from ..errors import SRNASError
 from ..presets import closest_hint, preset_names, read_preset
 from ..registry import Registry
 
-__all__ = ["register_strategy", "get", "list_strategies", "load_strategy_preset", "strategy_preset_names",
+__all__ = ["register_strategy", "get", "list_strategies", "check_compatible", "load_strategy_preset",
+           "strategy_preset_names",
            "STRATEGY_PRESET_DIR", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "srnas_nni.strategies"
 #: YAML presets users swap: ``strategies/`` at the top of the project.
 STRATEGY_PRESET_DIR = Path(__file__).resolve().parents[2] / "strategies"
 #: Modules of this package that register strategies when imported.
-_STRATEGY_MODULES = ("builtin", "optuna")
+_STRATEGY_MODULES = ("builtin", "optuna", "hierarchical_rl", "sparsestmax_darts", "dlsr", "hinas")
 
 
 def _load_all() -> None:
@@ -79,6 +80,24 @@ def _accepted_options(name: str) -> tuple[str, ...] | None:
 
 def list_strategies() -> list[str]:
     return _STRATEGIES.names()
+
+
+def check_compatible(strategy: Any, space: Any) -> None:
+    """Raise :class:`SRNASError` saying why ``strategy`` (a registered name or a built strategy) cannot search
+    ``space``.
+
+    A strategy declares what it needs with ``check_space(space)`` (a classmethod, or a method when the
+    answer depends on its options) that raises ``SRNASError`` with the reason; a strategy without one
+    is taken to support every space.
+    """
+    target = _STRATEGIES.lookup(strategy) if isinstance(strategy, str) else strategy
+    check = getattr(target, "check_space", None)
+    if check is not None:
+        label = strategy if isinstance(strategy, str) else type(strategy).__name__
+        try:
+            check(space)
+        except SRNASError as exc:
+            raise SRNASError(f"strategy {label!r} cannot search {type(space).__name__}: {exc}") from None
 
 
 def get(name: str, **kwargs: Any):

@@ -13,13 +13,19 @@ Multi-trial (each keeps a :class:`~srnas_nni.strategies.pareto.ParetoArchive`, s
 One-shot (need the Lightning evaluator of :mod:`srnas_nni.evaluation.lightning`):
 
 ``darts``, ``gumbel_darts``, ``proxyless``, ``random_one_shot``: NNI ``DARTS``, ``GumbelDARTS``,
-``Proxyless``, ``RandomOneShot``.
+``Proxyless``, ``RandomOneShot``. Whether one of them can search a space is decided by trying: its
+``check_space`` builds the supernet of a copy of the space and reports NNI's reason when a mutable
+has no one-shot form for it (Proxyless, for one, handles neither custom network-level modules nor
+concatenating input choices). Their order-unstable architecture parameters, which broke resuming
+from a checkpoint, are fixed once in :mod:`srnas_nni.nni_compat`.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
+from ..errors import SRNASError
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
 from . import register_strategy
 from .encoding import SpaceEncoding
@@ -27,7 +33,8 @@ from .pareto import ParetoArchiveMixin
 
 from nni.nas import strategy as nni_strategies  # noqa: E402
 
-__all__ = ["ParetoRandom", "ParetoEvolution", "ParetoGridSearch", "ParetoTPE"]
+__all__ = ["ParetoRandom", "ParetoEvolution", "ParetoGridSearch", "ParetoTPE", "OneShotSupportCheck", "SRDARTS",
+           "SRGumbelDARTS", "SRProxyless", "SRRandomOneShot"]
 
 
 class ParetoRandom(ParetoArchiveMixin, nni_strategies.Random):
@@ -50,6 +57,11 @@ class ParetoTPE(ParetoArchiveMixin, nni_strategies.TPE):
         self._encoding = SpaceEncoding(self.model_space)
         with self._thread_lock:
             self.tuner.update_search_space(self._encoding.legacy_search_space())
+            # A resumed search: the tuner learns the completed trials again from the archive.
+            history = [{"parameter": self._encoding.encode(e.sample), "value": e.metrics}
+                       for e in self.archive.entries if e.sample and "default" in e.metrics]
+            if history:
+                self.tuner.import_data(history)
         while self.engine.budget_available():
             if self.engine.idle_worker_available():
                 with self._thread_lock:
@@ -70,6 +82,33 @@ class ParetoTPE(ParetoArchiveMixin, nni_strategies.TPE):
                 self.tuner.receive_trial_result(model_id, self._encoding.encode(event.model.sample), event.metric)
 
 
+class OneShotSupportCheck:
+    """Mix into an NNI one-shot strategy: ``check_space`` tries the supernet conversion on a copy."""
+
+    @classmethod
+    def check_space(cls, space) -> None:
+        try:
+            cls().mutate_model(copy.deepcopy(space))
+        except (TypeError, ValueError, KeyError, NotImplementedError) as exc:
+            raise SRNASError(str(exc).splitlines()[0]) from None
+
+
+class SRDARTS(OneShotSupportCheck, nni_strategies.DARTS):
+    """NNI ``DARTS``."""
+
+
+class SRGumbelDARTS(OneShotSupportCheck, nni_strategies.GumbelDARTS):
+    """NNI ``GumbelDARTS``."""
+
+
+class SRProxyless(OneShotSupportCheck, nni_strategies.Proxyless):
+    """NNI ``Proxyless``."""
+
+
+class SRRandomOneShot(OneShotSupportCheck, nni_strategies.RandomOneShot):
+    """NNI ``RandomOneShot`` (uniform path sampling, SPOS-style)."""
+
+
 _ONE_SHOT = ("arc_learning_rate", "gradient_clip_val", "log_prob_every_n_step", "warmup_epochs", "penalty")
 
 register_strategy("random", options=("dedup", "seed"))(ParetoRandom)
@@ -77,7 +116,7 @@ register_strategy("evolution", options=("population_size", "sample_size", "mutat
                                         "seed"))(ParetoEvolution)
 register_strategy("grid", options=("shuffle", "seed", "dedup"))(ParetoGridSearch)
 register_strategy("tpe", options=("optimize_mode", "seed", "tpe_args"))(ParetoTPE)
-register_strategy("darts", options=_ONE_SHOT)(nni_strategies.DARTS)
-register_strategy("gumbel_darts", options=_ONE_SHOT + ("temperature",))(nni_strategies.GumbelDARTS)
-register_strategy("proxyless", options=_ONE_SHOT)(nni_strategies.Proxyless)
-register_strategy("random_one_shot", options=("filter",))(nni_strategies.RandomOneShot)
+register_strategy("darts", options=_ONE_SHOT)(SRDARTS)
+register_strategy("gumbel_darts", options=_ONE_SHOT + ("temperature",))(SRGumbelDARTS)
+register_strategy("proxyless", options=_ONE_SHOT)(SRProxyless)
+register_strategy("random_one_shot", options=("filter",))(SRRandomOneShot)

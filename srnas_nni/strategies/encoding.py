@@ -3,7 +3,8 @@
 Every label becomes one categorical over values such samplers accept (``None``/``bool``/``int``/
 ``float``/``str``). An ``InputChoice`` label (a ``CategoricalMultiple``) becomes one choice over its
 valid subsets, written ``"i,j"``; other non-primitive values are written by their index. ``decode``
-turns a sampler's answer back into the sample the space freezes, ``encode`` does the reverse.
+turns a sampler's answer back into the sample the space freezes, ``encode`` does the reverse (a
+subset is a set there: ``[1, 0]``, which a strategy may produce by ranking, encodes as ``"0,1"``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ class SpaceEncoding:
     def encode(self, sample: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for label, value in sample.items():
+            if label not in self._decoded:
+                raise ValueError(f"{label}: not a label of this space")
             for encoded, decoded in self._decoded[label].items():
-                if decoded == value or (isinstance(value, (list, tuple)) and decoded == list(value)):
+                if decoded == value or (isinstance(value, (list, tuple)) and isinstance(decoded, list)
+                                        and sorted(decoded, key=repr) == sorted(value, key=repr)):
                     out[label] = encoded
                     break
             else:

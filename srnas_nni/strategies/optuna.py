@@ -18,9 +18,10 @@ persists and a restarted search continues it; in memory otherwise.
 from __future__ import annotations
 
 import math
+import pickle
 import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -92,6 +93,10 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         self.study_name = study_name or f"srnas-{sampler}"
         self.study: optuna.Study | None = None
         self._trials: dict[Any, optuna.trial.Trial] = {}
+        #: ``(event, trial)`` called before a trial is told: adds user attributes (the run's tracking).
+        self.trial_annotator: Callable[[Any, optuna.trial.Trial], None] | None = None
+        #: ``(trial_number, metric)`` called after a trial is told.
+        self.trial_recorded: Callable[[int, Any], None] | None = None
 
     def _initialize(self, model_space, engine):
         initialized = super()._initialize(model_space, engine)
@@ -123,20 +128,51 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         if trial is None:
             return
         values = objective_values(event.metric)
+        if self.trial_annotator is not None:
+            self.trial_annotator(event, trial)
         if values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self.study.tell(trial, values)
+        if self.trial_recorded is not None:
+            self.trial_recorded(trial.number, event.metric)
 
     def _tell_failure(self, event) -> None:
         # Still pending at the end of training: it failed, or finished without a final metric.
         trial = self._trials.pop(event.model, None)
         if trial is not None:
+            if self.trial_annotator is not None:
+                self.trial_annotator(event, trial)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if self.trial_recorded is not None:
+                self.trial_recorded(trial.number, None)
 
     def state_dict(self) -> dict[str, Any]:
-        # Optuna keeps its own state in the study (persistent with ``storage``).
-        return {**super().state_dict(), "study_name": self.study_name}
+        """The archive, the sampler (its random state included) and, for an in-memory study, its trials.
+
+        A persistent study (``storage``) keeps its trials itself; an in-memory one would lose them.
+        """
+        state = {**super().state_dict(), "study_name": self.study_name}
+        if self.study is not None:
+            state["sampler"] = pickle.dumps(self.study.sampler)
+            if self.storage is None:
+                state["trials"] = [t for t in self.study.get_trials(deepcopy=True) if t.state.is_finished()]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        sampler, trials = state_dict.pop("sampler", None), state_dict.pop("trials", None)
+        state_dict.pop("study_name", None)
+        super().load_state_dict(state_dict)
+        if self.study is None:
+            raise RuntimeError("OptunaStrategy.load_state_dict needs an initialized strategy")
+        if sampler is not None:
+            self.study.sampler = pickle.loads(sampler)
+        if trials and not self.study.get_trials(deepcopy=False):
+            self.study.add_trials(trials)
+        # Trials left running by the interrupted process will never be told: they failed.
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 class OptunaTuner(Tuner):

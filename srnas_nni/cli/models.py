@@ -1,106 +1,32 @@
-"""The ``srnas`` command.
-
-Subcommands (each has ``--help``):
-
-* ``evaluate``: PSNR/SSIM of a model (a registered name, a spec JSON, or a model file from
-  ``train``) on a folder of HR images, a DIV2K-style root or the built-in photos;
-* ``cost``: parameters and Mult-Adds at the 1280x720 convention;
-* ``train``: train a model within a step budget, with checkpoints and resume;
-* ``compare``: train several models with one budget and tabulate quality against cost;
-* ``space``: list the search spaces and presets, or describe one (labels, choices, size).
-
-Errors in the input print one line, ``srnas: error: ...``, and exit with status 2.
-"""
+"""``srnas evaluate``, ``cost``, ``train`` and ``compare``: one model, or several, on a data set."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
-from .errors import SRNASError
-
-__all__ = ["main", "build_parser"]
+from ..errors import SRNASError
+from .options import add_data_options, add_train_options, hr_size, train_config
 
 DEFAULT_MODELS = ("bicubic", "srcnn", "fsrcnn", "vdsr", "carn_m", "carn")
 
 
-def _hr_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 720x1280, got {text!r}") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"HR size must be positive, got {text!r}")
-    return height, width
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _add_data_options(parser: argparse.ArgumentParser, *, default: str, help_text: str) -> None:
-    parser.add_argument("--data", default=default, help=help_text)
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable or too-small images with a warning instead of failing")
-    parser.add_argument("--cache-dir", default=None, help="cache LR images made on the fly in this folder")
-
-
-def _add_train_options(parser: argparse.ArgumentParser, *, steps_flag: str = "--steps", steps: int = 1000) -> None:
-    group = parser.add_argument_group("training budget")
-    group.add_argument(steps_flag, dest="steps", type=_positive_int, default=steps, help="optimiser steps")
-    group.add_argument("--batch-size", type=_positive_int, default=16)
-    group.add_argument("--patch-size", type=_positive_int, default=96, help="HR patch side (LR = patch / scale)")
-    group.add_argument("--lr", dest="learning_rate", type=float, default=2e-4, help="Adam learning rate")
-    group.add_argument("--loss", default="l1", help="l1, mse, charbonnier, hfen, l1+hfen")
-    group.add_argument("--schedule", default="cosine", help="constant, step or cosine")
-    group.add_argument("--grad-clip", type=float, default=None, help="max gradient norm")
-    group.add_argument("--val-every", type=_positive_int, default=0, help="validate every N steps (0: at the end)")
-    group.add_argument("--checkpoint-every", type=_positive_int, default=0,
-                       help="checkpoint every N steps (0: at the end)")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-
-
-def _train_config(args):
-    from .evaluation.trainer import TrainConfig
-
-    return TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
-        learning_rate=args.learning_rate, loss=args.loss, schedule=args.schedule, grad_clip=args.grad_clip,
-        val_every=args.val_every, checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device,
-        progress=sys.stderr.isatty(),
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="srnas", description="Neural architecture search for single-image super-resolution (NNI + Optuna).",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub) -> None:
     p = sub.add_parser("evaluate", help="PSNR/SSIM of a model on a data set",
                        description="Super-resolve every image of a data set and report Y-channel PSNR/SSIM "
                                    "(crop = scale, 8-bit output) as the SR literature does, plus RGB PSNR.")
     p.add_argument("--model", required=True, help="registered name, spec JSON, or model file from 'srnas train'")
     p.add_argument("--scale", type=int, default=None, help="2, 3 or 4 (a model file carries its own)")
-    _add_data_options(p, default="builtin:val",
-                      help_text="folder of HR images, DIV2K-style root, or builtin[:train|:val]")
+    add_data_options(p, default="builtin:val",
+                     help_text="folder of HR images, DIV2K-style root, or builtin[:train|:val]")
     p.add_argument("--crop", type=int, default=None, help="border pixels ignored (default: the scale)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--output", default=None, help="also write the JSON result to this file")
+    p.add_argument("--save-dir", default=None, help="also write each SR image (8-bit PNG) into this folder")
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("cost", help="parameters and Mult-Adds of a model",
@@ -108,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of --hr-size (1280x720 by default, the convention of CARN, FALSR, DLSR).")
     p.add_argument("--model", required=True, help="registered name, spec JSON, or model file")
     p.add_argument("--scale", type=int, default=None)
-    p.add_argument("--hr-size", type=_hr_size, default=(720, 1280), help="HEIGHTxWIDTH (default 720x1280)")
+    p.add_argument("--hr-size", type=hr_size, default=(720, 1280), help="HEIGHTxWIDTH (default 720x1280)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_cost)
 
@@ -117,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUTPUT_DIR/model.pt, OUTPUT_DIR/train.json and a resumable checkpoint.")
     p.add_argument("--model", required=True, help="registered name or spec JSON (or a model file to fine-tune)")
     p.add_argument("--scale", type=int, default=None)
-    _add_data_options(p, default="builtin", help_text="training images: folder, DIV2K-style root or builtin")
+    add_data_options(p, default="builtin", help_text="training images: folder, DIV2K-style root or builtin")
     p.add_argument("--val-data", default="builtin:val", help="validation images (whole-image PSNR/SSIM)")
     p.add_argument("--output-dir", default=None, help="default: runs/train-<model>-x<scale>")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    _add_train_options(p)
+    add_train_options(p)
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("compare", help="train several models with one budget and tabulate PSNR vs cost",
@@ -129,37 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "params, Mult-Adds (1280x720), PSNR and SSIM on the validation images.")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated names or spec files")
     p.add_argument("--scale", type=int, default=2)
-    _add_data_options(p, default="builtin", help_text="training images: folder, DIV2K-style root or builtin")
+    add_data_options(p, default="builtin", help_text="training images: folder, DIV2K-style root or builtin")
     p.add_argument("--val-data", default="builtin:val")
     p.add_argument("--output-dir", default="runs/compare")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    _add_train_options(p, steps_flag="--train-steps", steps=300)
+    add_train_options(p, steps_flag="--train-steps", steps=300)
     p.set_defaults(handler=_cmd_compare)
-
-    p = sub.add_parser("space", help="list search spaces, or describe one",
-                       description="'srnas space list' names the registered spaces, the YAML presets in "
-                                   "search_spaces/ and the published architectures; 'srnas space info NAME' prints "
-                                   "every label with its choices and the size of the space.")
-    space_sub = p.add_subparsers(dest="space_command", required=True, metavar="ACTION")
-    q = space_sub.add_parser("list", help="spaces, YAML presets and published architectures")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=_cmd_space_list)
-    q = space_sub.add_parser("info", help="labels, choices per label and log10 of the number of architectures")
-    q.add_argument("name", help="a registered space (hnas, dlsr, ...) or a YAML preset (dlsr-proxy, path.yaml)")
-    q.add_argument("--scale", type=int, default=None, help="override the preset's scale")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=_cmd_space_info)
-    return parser
-
-
-# -- subcommands ----------------------------------------------------------------------------
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation.data import open_dataset
-    from .evaluation.validation import validate
-    from .models import resolve_model, get_entry
-    from .runtime import resolve_device, atomic_write_json
+    from ..evaluation.data import open_dataset
+    from ..evaluation.validation import validate
+    from ..models import resolve_model, get_entry
+    from ..runtime import resolve_device, atomic_write_json
 
     resolved = resolve_model(args.model, args.scale)
     if not resolved.trained and "model" in resolved.spec and get_entry(resolved.spec["model"]).trainable:
@@ -173,6 +81,10 @@ def _cmd_evaluate(args) -> int:
     payload = {"model": args.model, "data": args.data, **result.as_dict()}
     if args.output:
         atomic_write_json(args.output, payload)
+    if args.save_dir:
+        from ..evaluation.upscale import save_sr_images
+
+        save_sr_images(resolved.model, dataset, args.save_dir, device=device)
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
@@ -184,8 +96,8 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_cost(args) -> int:
-    from .evaluation.cost import measure
-    from .models import resolve_model
+    from ..evaluation.cost import measure
+    from ..models import resolve_model
 
     resolved = resolve_model(args.model, args.scale)
     report = measure(resolved.model, resolved.scale, hr_size=args.hr_size)
@@ -202,13 +114,13 @@ def _cmd_cost(args) -> int:
 
 
 def _train_one(reference: str, scale: int, args, output_dir: Path, train_set, val_set) -> dict:
-    from .evaluation.cost import measure
-    from .evaluation.trainer import Trainer
-    from .evaluation.validation import validate
-    from .models import resolve_model, save_model_file, get_entry
-    from .runtime import atomic_write_json, seed_everything, resolve_device
+    from ..evaluation.cost import measure
+    from ..evaluation.trainer import Trainer
+    from ..evaluation.validation import validate
+    from ..models import resolve_model, save_model_file, get_entry
+    from ..runtime import atomic_write_json, seed_everything, resolve_device
 
-    config = _train_config(args)
+    config = train_config(args)
     seed_everything(config.seed)
     resolved = resolve_model(reference, scale)
     cost = measure(resolved.model, resolved.scale)
@@ -238,7 +150,7 @@ def _train_one(reference: str, scale: int, args, output_dir: Path, train_set, va
 
 
 def _open_train_val(args, scale: int):
-    from .evaluation.data import open_dataset
+    from ..evaluation.data import open_dataset
 
     train_set = open_dataset(args.data, scale, split="train", skip_bad=args.skip_bad, cache_dir=args.cache_dir)
     val_set = open_dataset(args.val_data, scale, split="val", skip_bad=args.skip_bad, cache_dir=args.cache_dir)
@@ -246,7 +158,7 @@ def _open_train_val(args, scale: int):
 
 
 def _cmd_train(args) -> int:
-    from .models import resolve_model
+    from ..models import resolve_model
 
     scale = args.scale if args.scale is not None else resolve_model(args.model, None).scale
     name = Path(args.model).stem if args.model.endswith((".json", ".pt")) else args.model
@@ -260,7 +172,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .runtime import atomic_write_json
+    from ..runtime import atomic_write_json
 
     references = [m.strip() for m in args.models.split(",") if m.strip()]
     if not references:
@@ -291,61 +203,3 @@ def _cmd_compare(args) -> int:
                   f"{row['ssim']:.4f} | {row['train_seconds']:.1f} |")
         print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; results in {output_dir}/compare.json")
     return 0
-
-
-def _cmd_space_list(args) -> int:
-    from .spaces import list_spaces, space_preset_names
-    from .spaces.presets import presets
-
-    table = {
-        "spaces": list_spaces(),
-        "yaml_presets": space_preset_names(),
-        "published": {name: {"space": p.space, "scales": list(p.scales)} for name, p in presets().items()},
-    }
-    if args.json:
-        print(json.dumps(table, indent=2))
-    else:
-        print("spaces:       " + ", ".join(table["spaces"]))
-        print("YAML presets: " + ", ".join(table["yaml_presets"]))
-        print("published:    " + ", ".join(f"{n} ({p['space']}, x{'/x'.join(map(str, p['scales']))})"
-                                           for n, p in table["published"].items()))
-    return 0
-
-
-def _cmd_space_info(args) -> int:
-    from .spaces import get, list_spaces, load_space_preset
-
-    overrides = {} if args.scale is None else {"scale": args.scale}
-    if args.name in list_spaces():
-        space = get(args.name, **overrides)
-    else:
-        space = load_space_preset(args.name, **overrides)
-    info = space.info()
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
-    else:
-        print(f"{args.name}: {info['space']} x{info['scale']}, {info['num_labels']} labels, "
-              f"10^{info['log10_size']:.2f} architectures")
-        for label, entry in info["labels"].items():
-            kind = f" (choose {entry['n_chosen']})" if entry.get("n_chosen") is not None else ""
-            print(f"  {label}: {entry['values']}{kind}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.handler(args) or 0)
-    except SRNASError as exc:
-        print(f"srnas: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("srnas: interrupted (checkpoints written so far are kept; run again to resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

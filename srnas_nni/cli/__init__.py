@@ -1,0 +1,66 @@
+"""The ``srnas`` command: one module per group of subcommands.
+
+* :mod:`.search`: ``validate`` (check an experiment file), ``search`` (run one, or ``--resume``
+  a run directory), ``dashboard``, ``pareto`` and ``plot`` (a run's study and Pareto front);
+* :mod:`.models`: ``evaluate`` (PSNR/SSIM of a model on a data set), ``cost`` (parameters and
+  Mult-Adds at the 1280x720 convention), ``train`` (a step budget, checkpoints, resume) and
+  ``compare`` (several models, one budget, quality against cost);
+* :mod:`.spaces`: ``space list`` and ``space info``;
+* :mod:`.artifacts`: after the search, ``export`` (a Pareto-front pick as JSON, TorchScript and
+  ONNX), ``retrain`` (full training of an exported architecture) and ``upscale`` (tiled
+  super-resolution of any image).
+
+Each module has ``register(subparsers)``, which adds its subcommands with a ``handler``; a new
+group is one more module in :data:`COMMAND_MODULES`. Errors in the input print one line,
+``srnas: error: ...``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from ..errors import SRNASError
+
+__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+
+#: Modules of this package that register subcommands, in the order ``srnas --help`` lists them.
+COMMAND_MODULES = ("search", "models", "spaces", "artifacts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srnas", description="Neural architecture search for single-image super-resolution (NNI + Optuna).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # NNI logs every experiment step at INFO, to its own handler and to ours
+        logging.getLogger("nni").setLevel(logging.WARNING)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return int(args.handler(args) or 0)
+    except SRNASError as exc:
+        print(f"srnas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("srnas: interrupted (checkpoints written so far are kept; run again to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""``srnas validate``, ``search``, ``dashboard``, ``pareto`` and ``plot``: experiment files and their runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..errors import SRNASError
+from .options import positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="check an experiment file without running it",
+                       description="Validate every key of an experiment YAML (names, types, ranges, presets, "
+                                   "space/strategy compatibility, data paths); print a summary or one error line.")
+    p.add_argument("file")
+    _add_override_options(p)
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("search", help="run an experiment file (or --resume a run directory)",
+                       description="Run the search an experiment YAML describes as an NNI experiment; every "
+                                   "evaluated architecture goes to the run's Optuna study (optuna-dashboard shows "
+                                   "its Pareto front).")
+    p.add_argument("file", nargs="?", help="experiment YAML (not with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue an interrupted search: completed trials are kept and not repeated")
+    _add_override_options(p)
+    p.add_argument("--smoke", action="store_true", help="shrink every budget: checks a set-up in under a minute")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for a run (127.0.0.1 by default)",
+                       description="Start optuna-dashboard on a run's study storage and print its URL; Ctrl-C stops "
+                                   "it.")
+    p.add_argument("run_dir", nargs="?", help="a search run directory")
+    p.add_argument("--storage", default=None, help="an Optuna storage URL instead of a run directory")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=positive_int, default=8080)
+    p.set_defaults(handler=_cmd_dashboard)
+
+    p = sub.add_parser("pareto", help="print or write the Pareto front of a run",
+                       description="The non-dominated architectures of a run (PSNR up, params and Mult-Adds down), "
+                                   "best PSNR first.")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--output", default=None, help="write to this file instead of printing")
+    p.set_defaults(handler=_cmd_pareto)
+
+    p = sub.add_parser("plot", help="draw a run's Pareto front (PNG and HTML)",
+                       description="PSNR against Mult-Adds (marker size: parameters) for every trial of a run, the "
+                                   "front highlighted, published baselines and presets drawn for reference.")
+    p.add_argument("run_dir")
+    p.add_argument("--output", default=None, help="file stem (default RUN_DIR/pareto)")
+    p.set_defaults(handler=_cmd_plot)
+
+
+def _add_override_options(parser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a key of the file (repeatable), e.g. --set evaluator.train.steps=50")
+    parser.add_argument("--max-trials", type=positive_int, default=None, help="= --set experiment.max_trials=N")
+    parser.add_argument("--train-steps", type=positive_int, default=None,
+                        help="= --set evaluator.train.steps=N --set evaluator.supernet.steps=N")
+    parser.add_argument("--output-dir", default=None, help="= --set output_dir=DIR")
+
+
+def _overrides(args) -> list[str]:
+    overrides = list(args.overrides)
+    if args.max_trials is not None:
+        overrides.append(f"experiment.max_trials={args.max_trials}")
+    if args.train_steps is not None:
+        overrides += [f"evaluator.train.steps={args.train_steps}", f"evaluator.supernet.steps={args.train_steps}"]
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={json.dumps(args.output_dir)}")
+    return overrides
+
+
+def _cmd_validate(args) -> int:
+    from ..config import load_config
+
+    config = load_config(args.file, _overrides(args))
+    print(f"{args.file}: valid. space {config.space_spec['space']} x{config.scale} "
+          f"{json.dumps(config.space_spec['space_kwargs'])}; strategy {config.strategy_name} "
+          f"{json.dumps(config.strategy_options)}; output {config.output_dir}; study {config.study_name} "
+          f"in {config.storage_url()}")
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from ..config import load_config
+    from ..search import load_run_config, run_search
+
+    if args.resume and args.file:
+        raise SRNASError("give an experiment file or --resume RUN_DIR, not both")
+    if args.resume:
+        config = load_run_config(args.resume, _overrides(args))
+    elif args.file:
+        config = load_config(args.file, _overrides(args), smoke_run=args.smoke)
+    else:
+        raise SRNASError("search needs an experiment file (or --resume RUN_DIR)")
+    result = run_search(config, resume=bool(args.resume), progress=False if args.no_progress else None)
+    print(f"\n{config.study_name}: {result.complete} complete, {result.failed} failed in {result.seconds:.0f} s "
+          f"({config.strategy_name} on {config.space_spec['space']} x{config.scale})\n")
+    print(_front_table(result.front))
+    print(f"\nrun directory: {result.run_dir}")
+    print(f"Pareto front:  srnas pareto {result.run_dir}   plot: srnas plot {result.run_dir}")
+    print(f"dashboard:     srnas dashboard {result.run_dir}")
+    return 0
+
+
+def _front_table(front: list[dict]) -> str:
+    lines = ["| trial | PSNR (Y) | SSIM | params | Mult-Adds (1280x720) | source |", "|---:|---:|---:|---:|---:|---|"]
+    for e in front:
+        ssim = f"{e['ssim']:.4f}" if e.get("ssim") is not None else "-"
+        lines.append(f"| {e['trial']} | {e['psnr']:.3f} | {ssim} | {e['params']:,} | {e['multadds'] / 1e9:.3f}G | "
+                     f"{e['source']} |")
+    if not front:
+        lines.append("| (no complete trial) | | | | | |")
+    return "\n".join(lines)
+
+
+def _run_study(run_dir: str):
+    from ..search import RUN_FILE
+    from ..tracking import open_study
+
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise SRNASError(f"{run_dir}: not a search run directory (no {RUN_FILE})")
+    info = json.loads(path.read_text())
+    return open_study(info["storage"], info["study_name"]), info
+
+
+def _cmd_pareto(args) -> int:
+    from ..tracking import run_pareto_front
+
+    study, _ = _run_study(args.run_dir)
+    front = run_pareto_front(Path(args.run_dir), study)
+    if args.format == "json":
+        text = json.dumps(front, indent=2)
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["trial", "psnr", "ssim", "params", "multadds", "source", "architecture"])
+        for e in front:
+            writer.writerow([e["trial"], e["psnr"], e["ssim"], e["params"], e["multadds"], e["source"],
+                             json.dumps(e["architecture"], sort_keys=True)])
+        text = buffer.getvalue().rstrip("\n")
+    else:
+        text = _front_table(front)
+    if args.output:
+        from ..runtime import atomic_write_bytes
+
+        atomic_write_bytes(args.output, (text + "\n").encode())
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_dashboard(args) -> int:
+    from ..dashboard import serve
+
+    if (args.run_dir is None) == (args.storage is None):
+        raise SRNASError("dashboard needs a run directory or --storage URL (one of them)")
+    storage = args.storage or _run_study(args.run_dir)[1]["storage"]
+    serve(storage, host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from ..plots import plot_run
+
+    study, info = _run_study(args.run_dir)
+    stem = Path(args.output) if args.output else Path(args.run_dir) / "pareto"
+    png, html = plot_run(study, stem, scale=int(info.get("space", {}).get("space_kwargs", {}).get("scale", 2)),
+                         title=info["study_name"])
+    print(f"wrote {png} and {html}")
+    return 0

@@ -1,0 +1,488 @@
+"""Experiment files: one YAML composes a space, a strategy, an evaluator budget and NNI settings.
+
+::
+
+    space: hnas-proxy                 # preset name, path, or {preset: hnas-proxy, <overrides>} / {space: hnas, ...}
+    strategy: hierarchical_rl         # preset name, path, or {name: nsga2, <options>} / {preset: nsga2, <overrides>}
+    evaluator:
+      data: builtin                   # training images: builtin, a folder, a DIV2K-style root
+      val_data: builtin:val           # whole-image validation (PSNR/SSIM on Y, crop = scale)
+      train: {steps: 200, batch_size: 8, patch_size: 48}      # each candidate's budget (TrainConfig)
+      supernet: {steps: 200, batch_size: 8, patch_size: 48}   # one-shot strategies' supernet budget
+      objective: psnr                 # scalarisation NNI ranks by: psnr, hnas, deconas, budget
+    experiment: {max_trials: 20, max_duration: 1h, trial_concurrency: 1, engine: sequential}
+    tracking: {storage: null, study_name: null}              # default sqlite:///<output_dir>/study.db
+    seed: 0
+    output_dir: runs/my-search
+
+:func:`load_config` reads a file, applies ``--set key.path=value`` overrides, and validates every
+key before anything runs: unknown keys (with the closest valid key), wrong types, out-of-range
+values, unknown preset or strategy names (with the available ones), a strategy that cannot search
+the space, a scale that contradicts the space, data folders that do not exist. Each problem is one
+:class:`~srnas_nni.errors.ConfigError` line naming the file, the key path and the value.
+:func:`smoke` shrinks every budget so that any valid file finishes in well under a minute.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import SRNASError
+from .presets import closest_hint
+
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_config", "apply_overrides", "smoke",
+           "parse_duration", "SCHEMA"]
+
+
+class ConfigError(SRNASError):
+    """A problem in an experiment file: ``<file>: <key.path>: <what is wrong>``."""
+
+
+# -- the schema -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the schema: accepted types, default, and an optional check returning a problem or None."""
+
+    types: tuple[type, ...]
+    default: Any = None
+    check: Callable[[Any], str | None] | None = None
+    doc: str = ""
+
+
+def _at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v is None or v >= low else f"must be >= {low}"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _hr_size(value: Any) -> str | None:
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        return "must be [height, width], two positive integers"
+    return None
+
+
+def _duration(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_INT, _FLOAT, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+_NONE = type(None)
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "evaluator": {
+        "data": Key(_STR, "builtin", doc="training images: builtin, a folder of HR images, a DIV2K-style root"),
+        "val_data": Key(_STR, "builtin:val", doc="validation images (whole images)"),
+        "scale": Key(_INT + (_NONE,), None, _one_of(None, 2, 3, 4), doc="SR factor; default: the space's"),
+        "train": Key((dict,), {}, doc="each candidate's training budget (steps, batch_size, patch_size, ...)"),
+        "supernet": Key((dict,), {}, doc="one-shot supernet budget: steps, batch_size, patch_size, learning_rate, "
+                                         "loss, val_batches, checkpoint_every"),
+        "objective": Key(_STR, "psnr", doc="scalarisation NNI ranks by: psnr, hnas, deconas, budget"),
+        "objective_options": Key((dict,), {}),
+        "hr_size": Key((list,), [720, 1280], _hr_size, doc="HR size at which Mult-Adds are counted"),
+        "skip_bad": Key(_BOOL, False, doc="skip unreadable images with a warning"),
+        "cache_dir": Key(_STR + (_NONE,), None),
+        "device": Key(_STR, "auto"),
+    },
+    "experiment": {
+        "max_trials": Key(_INT + (_NONE,), 20, _at_least(1), doc="architectures to evaluate (multi-trial)"),
+        "max_duration": Key(_STR + _INT + (_NONE,), None, _duration, doc="e.g. 90m, 2h, 3600 (seconds)"),
+        "trial_concurrency": Key(_INT, 1, _at_least(1)),
+        "engine": Key(_STR, "sequential", _one_of("sequential", "nni"),
+                      doc="sequential: in this process; nni: NNI's manager, web UI and training service"),
+        "port": Key(_INT, 8080, lambda v: None if 0 < v < 65536 else "must be a TCP port (1-65535)"),
+        "host": Key(_STR, "127.0.0.1", doc="interface NNI's web UI binds to"),
+        "training_service": Key((dict,), {"platform": "local"},
+                                doc="NNI training-service settings, passed through unchanged"),
+        "devices": Key(_INT, 1, _at_least(1), doc="processes (devices) that train a supernet together"),
+        "num_nodes": Key(_INT, 1, _at_least(1)),
+    },
+    "tracking": {
+        "storage": Key(_STR + (_NONE,), None, doc="Optuna storage URL; default sqlite:///<output_dir>/study.db"),
+        "study_name": Key(_STR + (_NONE,), None, doc="default: the experiment file's name"),
+    },
+}
+TOP_LEVEL: dict[str, Key] = {
+    "space": Key((str, dict), None),
+    "strategy": Key((str, dict), None),
+    "evaluator": Key((dict,), {}),
+    "experiment": Key((dict,), {}),
+    "tracking": Key((dict,), {}),
+    "seed": Key(_INT, 0),
+    "output_dir": Key(_STR + (_NONE,), None),
+    "description": Key(_STR + (_NONE,), None),
+}
+_SUPERNET_KEYS = {"steps": _INT, "batch_size": _INT, "patch_size": _INT, "learning_rate": _FLOAT, "loss": _STR,
+                  "val_batches": _INT, "checkpoint_every": _INT}
+_SUPERNET_DEFAULTS = {"steps": 200, "batch_size": 8, "patch_size": 48, "learning_rate": 2e-4, "loss": "l1",
+                      "val_batches": 4, "checkpoint_every": 25}
+
+
+def parse_duration(value: Any) -> float | None:
+    """``90`` (seconds), ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` -> seconds; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 90m or 2h")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+        if not match:
+            raise ValueError(f"must be a duration such as 90m or 2h, not {value!r}")
+        seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("must be a positive duration")
+    return seconds
+
+
+# -- the validated configuration ------------------------------------------------------------------
+
+
+@dataclass
+class ExperimentConfig:
+    """A validated experiment file. ``data`` is the full mapping (defaults filled in) it was read as."""
+
+    data: dict[str, Any]
+    source: str = "<config>"
+    space_spec: dict[str, Any] = field(default_factory=dict)     # {"space": name, "space_kwargs": {...}}
+    strategy_name: str = ""
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def evaluator(self) -> dict[str, Any]:
+        return self.data["evaluator"]
+
+    @property
+    def experiment(self) -> dict[str, Any]:
+        return self.data["experiment"]
+
+    @property
+    def tracking(self) -> dict[str, Any]:
+        return self.data["tracking"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.data["seed"])
+
+    @property
+    def scale(self) -> int:
+        return int(self.space_spec["space_kwargs"]["scale"])
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.data["output_dir"])
+
+    @property
+    def study_name(self) -> str:
+        return self.tracking["study_name"]
+
+    def storage_url(self) -> str:
+        return self.tracking["storage"] or f"sqlite:///{(self.output_dir / 'study.db').resolve()}"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {message}")
+
+    def build_space(self):
+        """A fresh instance of the configured space."""
+        from .spaces import get as get_space
+
+        return get_space(self.space_spec["space"], **self.space_spec["space_kwargs"])
+
+    def build_strategy(self):
+        from .strategies import get as get_strategy
+
+        return get_strategy(self.strategy_name, **copy.deepcopy(self.strategy_options))
+
+    def supernet_budget(self) -> dict[str, Any]:
+        return {**_SUPERNET_DEFAULTS, **self.evaluator["supernet"]}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.data, sort_keys=False)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, *, smoke_run: bool = False,
+                check_data: bool = True) -> ExperimentConfig:
+    """Read, override (``key.path=value`` strings) and validate an experiment file.
+
+    ``smoke_run`` shrinks every budget (see :func:`smoke`) after validation of the file as written.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: an experiment file is a mapping (space:, strategy:, ...), "
+                          f"not a {type(data).__name__}")
+    data = apply_overrides(data, overrides or [], source=str(path))
+    data.setdefault("tracking", {})
+    if isinstance(data["tracking"], dict) and data["tracking"].get("study_name") is None:
+        data["tracking"]["study_name"] = path.stem
+    if data.get("output_dir") is None:
+        data["output_dir"] = str(Path("runs") / path.stem)
+    config = parse_config(data, source=str(path), check_data=check_data)
+    if smoke_run:
+        config = parse_config(smoke(config.data, config.scale), source=f"{path} (--smoke)", check_data=check_data)
+    return config
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], *, source: str = "--set") -> dict[str, Any]:
+    """``["evaluator.train.steps=10", "strategy.name=nsga2"]`` applied to a copy of ``data``.
+
+    Values are read as YAML (``10`` is a number, ``[1, 2]`` a list, ``null`` None); intermediate
+    mappings are created as needed; a preset name given as a string is turned into a mapping when a
+    key below it is set (``strategy=nsga2`` then ``strategy.population_size=8``).
+    """
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set {item!r}: empty key path")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if isinstance(child, str) and part in ("space", "strategy") and depth == 0:
+                child = {"preset": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} is not a mapping")
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<config>", check_data: bool = True) -> ExperimentConfig:
+    """Validate a mapping (as read from YAML) into an :class:`ExperimentConfig`."""
+    data = copy.deepcopy(data)
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{source}: {key}: {message}")
+
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise fail(key, f"unknown key{closest_hint(key, TOP_LEVEL)}; valid keys: {', '.join(TOP_LEVEL)}")
+    for key in ("space", "strategy"):
+        if data.get(key) is None:
+            raise fail(key, "missing (a preset name, a path, or a mapping)")
+    for key, spec in TOP_LEVEL.items():
+        if key not in data or data[key] is None:
+            data[key] = copy.deepcopy(spec.default)
+        _check_type(key, data[key], spec, fail)
+    for section, keys in SCHEMA.items():
+        values = data[section]
+        for key in values:
+            if key not in keys:
+                raise fail(f"{section}.{key}", f"unknown key{closest_hint(key, keys)}; "
+                                               f"valid keys: {', '.join(keys)}")
+        for key, spec in keys.items():
+            if key not in values:
+                values[key] = copy.deepcopy(spec.default)
+            _check_type(f"{section}.{key}", values[key], spec, fail)
+
+    config = ExperimentConfig(data=data, source=source)
+    _resolve_space(config, fail)
+    _resolve_strategy(config, fail)
+    _check_evaluator(config, fail, check_data)
+    _check_compatibility(config, fail)
+    return config
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
+             list: "a list", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _check_type(key: str, value: Any, spec: Key, fail) -> None:
+    ok = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
+    if not ok:
+        raise fail(key, f"{value!r} is {type(value).__name__}; expected {_type_names(spec.types)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise fail(key, f"{value!r} is not a finite number")
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            raise fail(key, f"{value!r} {problem}")
+
+
+def _resolve_space(config: ExperimentConfig, fail) -> None:
+    from .presets import read_preset
+    from .spaces import SPACE_PRESET_DIR, get as get_space, list_spaces
+
+    raw = config.data["space"]
+    entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
+    kwargs: dict[str, Any] = {}
+    if "preset" in entry:
+        preset = entry.pop("preset")
+        if not isinstance(preset, str):
+            raise fail("space.preset", f"{preset!r} must be a preset name or path")
+        try:
+            preset_data, _ = read_preset(preset, SPACE_PRESET_DIR, kind="space", required_key="space")
+        except SRNASError as exc:
+            if isinstance(raw, str) and raw in list_spaces():  # a registered space at its defaults
+                preset_data = {"space": raw}
+            else:
+                raise fail("space", str(exc)) from None
+        name = preset_data["space"]
+        kwargs.update({k: v for k, v in preset_data.items() if k not in ("space", "description")})
+        if "space" in entry:
+            raise fail("space.space", "give either a preset or a space name, not both")
+    elif "space" in entry:
+        name = entry.pop("space")
+    else:
+        raise fail("space", "a mapping needs 'preset' (a preset name or path) or 'space' (a registered space)")
+    if name not in list_spaces():
+        raise fail("space", f"unknown space {name!r}{closest_hint(str(name), list_spaces())}; "
+                            f"available: {', '.join(list_spaces())}")
+    entry.pop("description", None)
+    kwargs.update(entry)
+    scale = config.evaluator["scale"]
+    if scale is not None:
+        if "scale" in kwargs and int(kwargs["scale"]) != int(scale):
+            raise fail("evaluator.scale", f"{scale} contradicts the space's scale {kwargs['scale']} "
+                                          "(set one of them)")
+        kwargs["scale"] = int(scale)
+    try:
+        space = get_space(name, **kwargs)
+    except SRNASError as exc:
+        raise fail("space", str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise fail("space", f"{name}: {exc}") from None
+    kwargs["scale"] = int(space.scale)
+    config.space_spec = {"space": name, "space_kwargs": kwargs}
+    config._space = space  # type: ignore[attr-defined]  (validated instance, reused by the runner)
+
+
+def _resolve_strategy(config: ExperimentConfig, fail) -> None:
+    from .presets import read_preset
+    from .strategies import STRATEGY_PRESET_DIR, get as get_strategy, list_strategies
+
+    raw = config.data["strategy"]
+    entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
+    options: dict[str, Any] = {}
+    if "preset" in entry:
+        preset = entry.pop("preset")
+        try:
+            preset_data, _ = read_preset(str(preset), STRATEGY_PRESET_DIR, kind="strategy", required_key="name")
+        except SRNASError as exc:
+            if isinstance(preset, str) and preset in list_strategies():  # a registered strategy at its defaults
+                preset_data = {"name": preset}
+            else:
+                raise fail("strategy", str(exc)) from None
+        name = str(preset_data["name"])
+        options.update({k: v for k, v in preset_data.items() if k not in ("name", "description")})
+        if "name" in entry:
+            raise fail("strategy.name", "give either a preset or a strategy name, not both")
+    elif "name" in entry:
+        name = str(entry.pop("name"))
+    else:
+        raise fail("strategy", "a mapping needs 'name' (a registered strategy) or 'preset' (a preset name or path)")
+    if name not in list_strategies():
+        raise fail("strategy", f"unknown strategy {name!r}{closest_hint(name, list_strategies())}; "
+                               f"available: {', '.join(list_strategies())}")
+    entry.pop("description", None)
+    options.update(entry)
+    try:
+        strategy = get_strategy(name, **copy.deepcopy(options))
+    except SRNASError as exc:
+        raise fail("strategy", str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise fail("strategy", f"{name}: {exc}") from None
+    config.strategy_name, config.strategy_options = name, options
+    config._strategy = strategy  # type: ignore[attr-defined]
+
+
+def _check_evaluator(config: ExperimentConfig, fail, check_data: bool) -> None:
+    from .evaluation.objectives import make_scalarization
+    from .evaluation.trainer import TrainConfig
+
+    evaluator = config.evaluator
+    try:
+        TrainConfig.from_dict(evaluator["train"])
+    except SRNASError as exc:
+        raise fail("evaluator.train", str(exc).replace("train.", "")) from None
+    for key, value in evaluator["supernet"].items():
+        if key not in _SUPERNET_KEYS:
+            raise fail(f"evaluator.supernet.{key}", f"unknown key{closest_hint(key, _SUPERNET_KEYS)}; "
+                                                    f"valid keys: {', '.join(_SUPERNET_KEYS)}")
+        _check_type(f"evaluator.supernet.{key}", value,
+                    Key(_SUPERNET_KEYS[key], check=_at_least(1) if _SUPERNET_KEYS[key] is _INT else None), fail)
+        if key == "learning_rate" and value <= 0:
+            raise fail("evaluator.supernet.learning_rate", f"{value!r} must be > 0")
+    try:
+        make_scalarization(evaluator["objective"], **evaluator["objective_options"])
+    except SRNASError as exc:
+        raise fail("evaluator.objective", str(exc)) from None
+    if evaluator["scale"] is None:
+        evaluator["scale"] = config.scale
+    if check_data:
+        for key in ("data", "val_data"):
+            spec = evaluator[key]
+            if not spec.startswith("builtin") and not Path(spec).exists():
+                raise fail(f"evaluator.{key}", f"{spec!r}: no such folder")
+
+
+def _check_compatibility(config: ExperimentConfig, fail) -> None:
+    from .strategies import check_compatible
+
+    try:
+        check_compatible(config._strategy, config._space)  # type: ignore[attr-defined]
+    except SRNASError as exc:
+        raise fail("strategy", str(exc)) from None
+
+
+# -- smoke runs -----------------------------------------------------------------------------------
+
+
+def smoke(data: dict[str, Any], scale: int) -> dict[str, Any]:
+    """A copy of an experiment mapping with every budget shrunk: a set-up check, not a search."""
+    data = copy.deepcopy(data)
+    evaluator = data["evaluator"]
+    patch = 8 * int(scale)
+    evaluator["train"] = {**evaluator.get("train", {}), "steps": min(int(evaluator["train"].get("steps", 2)), 2),
+                          "batch_size": 2, "patch_size": patch, "val_every": 0, "checkpoint_every": 0}
+    evaluator["supernet"] = {**evaluator.get("supernet", {}), "steps": 2, "batch_size": 2, "patch_size": patch,
+                             "val_batches": 1, "checkpoint_every": 1}
+    experiment = data["experiment"]
+    trials = experiment.get("max_trials")
+    experiment["max_trials"] = 2 if trials is None else min(int(trials), 2)
+    experiment["max_duration"] = "5m"
+    return data

@@ -1,0 +1,310 @@
+"""Run an experiment file as an NNI experiment, with every evaluated architecture in an Optuna study.
+
+:func:`run_search` is what ``srnas search FILE`` does:
+
+1. the run directory (``output_dir``) receives ``experiment.yaml`` (the validated file, defaults
+   filled in: what ``--resume`` re-reads) and ``run.json`` (NNI experiment id, status, counts);
+2. the space, strategy and evaluator are built: :class:`~srnas_nni.evaluation.evaluator.SREvaluator`
+   for multi-trial strategies (each candidate trained within ``evaluator.train``, kept as a model
+   file under ``models/``), the Lightning supernet evaluator for one-shot strategies
+   (``evaluator.supernet``; checkpoints in ``supernet/``);
+3. a :class:`NasExperiment` runs with the sequential engine (or NNI's manager and web UI with
+   ``engine: nni``); a :class:`~srnas_nni.tracking.StudyRecorder` adds each finished model to the
+   study, and after each one the strategy's state is checkpointed and ``pareto.json`` rewritten, so
+   an interrupted search loses at most the trial in flight;
+4. a one-shot strategy's derived architecture is then trained within ``evaluator.train`` (starting
+   from the weights the strategy hands over, if any) and recorded with ``source = derived``; samples
+   a strategy evaluated on shared weights are recorded with ``source = shared_weights``;
+5. a study note summarises the run for optuna-dashboard.
+
+``run_search(config, resume=True)`` continues an interrupted run: NNI restores the strategy state
+and the engine's trial count, the study keeps every recorded trial, nothing completed runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from .config import ConfigError, ExperimentConfig, parse_config, parse_duration
+from .errors import SRNASError
+from .nni_compat import experiment_directory
+from .runtime import atomic_write_json, atomic_write_bytes, seed_everything
+from .tracking import StudyRecorder, open_study, pareto_front, write_pareto_file
+
+from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
+from nni.nas.oneshot.pytorch.strategy import OneShotStrategy  # noqa: E402
+
+__all__ = ["SearchResult", "run_search", "load_run_config", "is_one_shot", "RUN_FILE", "CONFIG_FILE"]
+
+_logger = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "experiment.yaml"
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    storage: str
+    study_name: str
+    front: list[dict[str, Any]]
+    complete: int
+    failed: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def is_one_shot(strategy) -> bool:
+    """One-shot strategies train one supernet (NNI's ``OneShotStrategy`` family)."""
+    return isinstance(strategy, OneShotStrategy)
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """The validated configuration a run directory was started with (for ``--resume``)."""
+    import yaml
+
+    from .config import apply_overrides
+
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a search run directory (no {CONFIG_FILE})")
+    data = apply_overrides(yaml.safe_load(path.read_text()), overrides or [], source=str(path))
+    data["output_dir"] = str(run_dir)
+    return parse_config(data, source=str(path))
+
+
+class _SearchExperiment(NasExperiment):
+    """A ``NasExperiment`` whose engine reports to a :class:`StudyRecorder` from its first model on.
+
+    The one model a one-shot strategy submits is its supernet, not an architecture: nothing is recorded
+    from it (the derived architecture is, after the search).
+    """
+
+    recorder: StudyRecorder
+
+    def execution_engine_factory(self, config):
+        engine = super().execution_engine_factory(config)
+        if not is_one_shot(self.strategy):
+            self.recorder.attach(engine, self.strategy)
+        return engine
+
+
+class _Progress:
+    """Trials done/total, best PSNR, Pareto size, elapsed and estimated time (tqdm on stderr)."""
+
+    def __init__(self, total: int | None, enabled: bool, initial: int = 0):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="trial", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, desc="search")
+
+    def update(self, study: optuna.Study, front_size: int) -> None:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        best = max((t.values[0] for t in complete if t.user_attrs.get("source") != "shared_weights"), default=None)
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"best PSNR {best:.3f} dB, Pareto {front_size}" if best is not None
+                                 else "no complete trial yet")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _nni_config(config: ExperimentConfig, run_dir: Path, one_shot: bool) -> NasExperimentConfig:
+    settings = config.experiment
+    if settings["engine"] == "nni":
+        from .nni_engine import nni_experiment_config
+
+        nas_config = nni_experiment_config(config, run_dir)
+    else:
+        nas_config = NasExperimentConfig("sequential", "raw")
+        nas_config.execution_engine.continue_on_failure = True
+    nas_config.experiment_working_directory = str(experiment_directory(run_dir))
+    nas_config.experiment_name = config.study_name
+    if not one_shot and settings["max_trials"] is not None:
+        nas_config.max_trial_number = int(settings["max_trials"])
+    duration = parse_duration(settings["max_duration"])
+    if duration is not None:
+        nas_config.max_experiment_duration = f"{int(duration)}s"
+    return nas_config
+
+
+def _evaluator(config: ExperimentConfig, run_dir: Path, one_shot: bool):
+    evaluator = config.evaluator
+    if one_shot:
+        from .evaluation.lightning import sr_lightning_evaluator
+
+        budget = config.supernet_budget()
+        return sr_lightning_evaluator(
+            scale=config.scale, train_data=evaluator["data"], val_data=evaluator["val_data"], steps=budget["steps"],
+            val_batches=budget["val_batches"], patch_size=budget["patch_size"], batch_size=budget["batch_size"],
+            learning_rate=budget["learning_rate"], loss=budget["loss"], seed=config.seed,
+            skip_bad=evaluator["skip_bad"], cache_dir=evaluator["cache_dir"], device=evaluator["device"],
+            output_dir=run_dir / "supernet", checkpoint_dir=run_dir / "supernet",
+            checkpoint_every=budget["checkpoint_every"])
+    from .evaluation.evaluator import SREvaluator
+
+    return SREvaluator(**_trial_arguments(config, run_dir))
+
+
+def _trial_arguments(config: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
+    evaluator = config.evaluator
+    train = {"seed": config.seed, "device": evaluator["device"], **evaluator["train"]}
+    return dict(scale=config.scale, train_data=evaluator["data"], val_data=evaluator["val_data"], train=train,
+                objective=evaluator["objective"], objective_options=evaluator["objective_options"],
+                hr_size=evaluator["hr_size"], skip_bad=evaluator["skip_bad"], cache_dir=evaluator["cache_dir"],
+                models_dir=str(run_dir / "models"), space_spec=config.space_spec)
+
+
+def _read_run_file(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SRNASError(f"{path}: unreadable ({exc}); the study in this folder is intact") from None
+
+
+def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool | None = None) -> SearchResult:
+    """Run (or with ``resume`` continue) the search ``config`` describes; see the module docstring."""
+    started = time.perf_counter()
+    run_dir = config.output_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = _read_run_file(run_dir)
+    if previous.get("experiment_id") and not resume:
+        raise SRNASError(f"{run_dir} already holds a search (experiment {previous['experiment_id']}): continue it "
+                         f"with 'srnas search --resume {run_dir}', or choose another output_dir")
+    if resume and not previous.get("experiment_id"):
+        raise SRNASError(f"{run_dir}: nothing to resume (no {RUN_FILE} with an experiment id)")
+    atomic_write_bytes(run_dir / CONFIG_FILE, config.to_yaml().encode())
+
+    seed_everything(config.seed)
+    space = config.build_space()
+    strategy = config.build_strategy()
+    one_shot = is_one_shot(strategy)
+    storage, study_name = config.storage_url(), config.study_name
+    if hasattr(strategy, "trial_annotator"):  # an Optuna-driven strategy asks and tells in the run's study
+        strategy.storage, strategy.study_name = storage, study_name
+    study = open_study(storage, study_name)
+    nas_config = _nni_config(config, run_dir, one_shot)
+    experiment = _SearchExperiment(space, _evaluator(config, run_dir, one_shot), strategy, config=nas_config,
+                                   id=previous.get("experiment_id") if resume else None)
+    run_info = {"experiment_id": experiment.id, "status": "running", "strategy": config.strategy_name,
+                "space": config.space_spec, "study_name": study_name, "storage": storage,
+                "one_shot": one_shot, "source": config.source}
+    atomic_write_json(run_dir / RUN_FILE, run_info)
+    already = len(study.get_trials(deepcopy=False))
+    total = None if one_shot else config.experiment["max_trials"]
+    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress, initial=already)
+
+    def on_record(number: int, metrics: dict[str, Any]) -> None:
+        front = write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
+                                  strategy=config.strategy_name)
+        bar.update(study, len(json.loads(front.read_text())["front"]))
+        experiment.save_checkpoint()  # the strategy's state after every trial: a crash loses one trial at most
+
+    experiment.recorder = StudyRecorder(study, space, strategy=config.strategy_name,
+                                        space_name=config.space_spec["space"], scale=config.scale,
+                                        on_record=on_record)
+    status = "failed"
+    try:
+        if resume:
+            experiment.resume()
+        else:
+            experiment.run()
+        if one_shot:
+            _record_one_shot_results(config, strategy, experiment.recorder, run_dir)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        bar.close()
+        experiment.recorder.detach()
+        try:
+            experiment.stop()
+        finally:
+            run_info["status"] = status
+            atomic_write_json(run_dir / RUN_FILE, run_info)
+    write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale, strategy=config.strategy_name)
+    _save_study_note(study, config, run_dir)
+    trials = study.get_trials(deepcopy=False)
+    return SearchResult(run_dir=run_dir, storage=storage, study_name=study_name, front=pareto_front(study),
+                        complete=sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
+                        failed=sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
+                        seconds=time.perf_counter() - started)
+
+
+def _record_one_shot_results(config: ExperimentConfig, strategy, recorder: StudyRecorder, run_dir: Path) -> None:
+    """Train and record the derived architecture (once), and the shared-weight estimates if any."""
+    from .evaluation.evaluator import evaluate_sr_model
+
+    study = recorder.study
+    done = {t.user_attrs.get("source") for t in study.get_trials(deepcopy=False)}
+    estimates = getattr(strategy, "shared_weight_evaluations", None)
+    if estimates is not None and "shared_weights" not in done:
+        for estimate in estimates(tuple(config.evaluator["hr_size"])):
+            recorder.record(dict(estimate["architecture"]), estimate, source="shared_weights")
+    if "derived" in done:
+        return
+    derived = next(iter(strategy.list_models()), None)
+    if derived is None:
+        raise SRNASError(f"strategy {config.strategy_name!r} derived no architecture")
+    sample = dict(derived.sample or {})
+    probabilities = _probabilities(strategy)
+    if probabilities:
+        atomic_write_json(run_dir / "probabilities.json", probabilities)
+    try:
+        metrics = evaluate_sr_model(derived.executable_model(), architecture=sample, report=False,
+                                    **_trial_arguments(config, run_dir))
+    except SRNASError as exc:
+        recorder.record(sample, None, source="derived", fail_reason=str(exc))
+        return
+    recorder.record(sample, metrics, source="derived")
+
+
+def _probabilities(strategy) -> dict[str, Any]:
+    """Per-label probabilities a one-shot strategy ended with (plain numbers), if it has them."""
+    exporter = getattr(strategy, "export_probabilities", None)
+    if exporter is not None:
+        return exporter()
+    try:
+        probs = strategy.oneshot_module.export_probs()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return {}
+    return json.loads(json.dumps(probs, default=lambda v: float(v) if hasattr(v, "__float__") else str(v)))
+
+
+def _save_study_note(study: optuna.Study, config: ExperimentConfig, run_dir: Path) -> None:
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:  # the dashboard is optional at run time
+        return
+    trials = study.get_trials(deepcopy=False)
+    front = pareto_front(study)
+    lines = [
+        f"# {config.study_name}",
+        "",
+        f"* space: `{config.space_spec['space']}` {json.dumps(config.space_spec['space_kwargs'])}",
+        f"* strategy: `{config.strategy_name}` {json.dumps(config.strategy_options)}",
+        f"* scale: x{config.scale}; train data `{config.evaluator['data']}`, "
+        f"validation `{config.evaluator['val_data']}`",
+        f"* candidate budget: {json.dumps(config.evaluator['train'])}",
+        f"* trials: {sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)} complete, "
+        f"{sum(t.state == optuna.trial.TrialState.FAIL for t in trials)} failed; run directory `{run_dir}`",
+        "",
+        "| trial | PSNR (Y) | params | Mult-Adds (1280x720) | source |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    lines += [f"| {e['trial']} | {e['psnr']:.3f} | {e['params']:,} | {e['multadds'] / 1e9:.2f}G | {e['source']} |"
+              for e in front]
+    save_note(study, "\n".join(lines))

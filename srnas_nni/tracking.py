@@ -1,0 +1,229 @@
+"""Every evaluated architecture of a search, in an Optuna study that optuna-dashboard shows.
+
+The study has three objectives (``set_metric_names(["psnr", "params", "multadds"])``: maximise
+PSNR, minimise parameters and Mult-Adds), one categorical parameter per label of the space (the
+encoding of :class:`~srnas_nni.strategies.encoding.SpaceEncoding`, the one the Optuna strategy asks
+with, so parallel-coordinate and importance plots work), and user attributes: ``architecture``
+(the sample as JSON), ``ssim``, ``train_seconds``, ``strategy``, ``space``, ``scale``, ``nni_trial``,
+``source`` (``trial``; ``derived`` for a one-shot strategy's derived architecture after training;
+``shared_weights`` for samples evaluated on a supernet's shared weights, which are flagged because
+they are not comparable with trained ones) and, for failed candidates, ``fail_reason``.
+
+:class:`StudyRecorder` adds NNI's finished models to the study as they finish (engine events).
+When the strategy is itself driven by an Optuna study (``optuna`` strategies) the recorder does not
+add trials twice: it annotates the strategy's trials before they are told. :func:`pareto_front`
+reads the front back from the study; :func:`write_pareto_file` writes ``pareto.json`` (format
+``srnas-pareto/1``) for ``srnas export`` and ``srnas pareto``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from .nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from .runtime import atomic_write_json
+from .strategies.encoding import SpaceEncoding
+from .strategies.pareto import OBJECTIVES
+
+from nni.nas.execution import ModelEventType  # noqa: E402
+from nni.nas.space import ModelStatus  # noqa: E402
+
+__all__ = ["METRIC_NAMES", "DIRECTIONS", "open_study", "sample_key", "StudyRecorder", "pareto_front",
+           "run_pareto_front", "write_pareto_file", "PARETO_FORMAT"]
+
+METRIC_NAMES = [key for key, _ in OBJECTIVES]
+DIRECTIONS = ["maximize" if direction == "max" else "minimize" for _, direction in OBJECTIVES]
+PARETO_FORMAT = "srnas-pareto/1"
+
+
+def open_study(storage: str, study_name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """The run's study (created, or loaded when it exists): three objectives with their names."""
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=DIRECTIONS, load_if_exists=True,
+                                sampler=sampler)
+    with warnings.catch_warnings():  # set_metric_names is marked experimental; relied on knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRIC_NAMES)
+    return study
+
+
+def sample_key(sample: dict[str, Any]) -> str:
+    """A short stable name for an architecture (folder names, de-duplication)."""
+    return hashlib.sha1(json.dumps(sample, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class StudyRecorder:
+    """Records NNI's finished models into an Optuna study (see the module docstring).
+
+    ``on_record(trial_number, entry)`` is called after each record (the runner checkpoints there).
+    """
+
+    def __init__(self, study: optuna.Study, space, *, strategy: str, space_name: str, scale: int,
+                 on_record: Callable[[int, dict[str, Any]], None] | None = None):
+        self.study = study
+        self.encoding = SpaceEncoding(space)
+        self.distributions = {label: optuna.distributions.CategoricalDistribution(values)
+                              for label, values in self.encoding.choices.items()}
+        self.common = {"strategy": strategy, "space": space_name, "scale": int(scale)}
+        self.on_record = on_record
+        self._engine = None
+        self._recorded: set[int] = set()
+
+    # -- engine events --------------------------------------------------------------------------
+
+    def attach(self, engine, strategy=None) -> None:
+        """Listen to ``engine``; with an Optuna-driven ``strategy``, annotate its trials instead."""
+        self._engine = engine
+        if strategy is not None and hasattr(strategy, "trial_annotator"):
+            strategy.trial_annotator = self._annotate
+            strategy.trial_recorded = self._after_told
+            return
+        engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
+        engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+
+    def detach(self) -> None:
+        if self._engine is None:
+            return
+        for kind, callback in ((ModelEventType.FinalMetric, self._on_final_metric),
+                               (ModelEventType.TrainingEnd, self._on_training_end)):
+            try:
+                self._engine.unregister_model_event_callback(kind, callback)
+            except (KeyError, ValueError):
+                pass
+        self._engine = None
+
+    def _on_final_metric(self, event) -> None:
+        model = event.model
+        if id(model) in self._recorded:
+            return
+        self._recorded.add(id(model))
+        self.record(dict(getattr(model, "sample", None) or {}), event.metric, nni_trial=_model_id(model))
+
+    def _on_training_end(self, event) -> None:
+        model = event.model
+        if id(model) in self._recorded:
+            return
+        self._recorded.add(id(model))
+        reason = getattr(model, "failure_reason", None)
+        if event.status == ModelStatus.Trained and reason is None:
+            reason = "finished without reporting a final metric"
+        self.record(dict(getattr(model, "sample", None) or {}), None, nni_trial=_model_id(model),
+                    fail_reason=reason or "failed")
+
+    # -- Optuna-driven strategies -----------------------------------------------------------------
+
+    def _annotate(self, event, trial: optuna.trial.Trial) -> None:
+        model = event.model
+        metric = getattr(event, "metric", None)
+        for key, value in self.attributes(dict(getattr(model, "sample", None) or {}), metric,
+                                          nni_trial=_model_id(model),
+                                          fail_reason=getattr(model, "failure_reason", None)).items():
+            trial.set_user_attr(key, value)
+
+    def _after_told(self, trial_number: int, metric: Any) -> None:
+        if self.on_record is not None:
+            self.on_record(trial_number, metric if isinstance(metric, dict) else {})
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def attributes(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, source: str = "trial",
+                   nni_trial: Any = None, fail_reason: str | None = None) -> dict[str, Any]:
+        metrics = metrics if isinstance(metrics, dict) else {}
+        attrs: dict[str, Any] = {**self.common, "architecture": json.dumps(sample, sort_keys=True),
+                                 "source": source, "nni_trial": None if nni_trial is None else str(nni_trial)}
+        for key in ("ssim", "psnr_rgb", "train_seconds", "steps"):
+            value = _finite(metrics.get(key))
+            if value is not None:
+                attrs[key] = value
+        if metrics.get("model_file"):
+            attrs["model_file"] = str(metrics["model_file"])
+        if fail_reason:
+            attrs["fail_reason"] = str(fail_reason)[:500]
+        return attrs
+
+    def record(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, source: str = "trial",
+               nni_trial: Any = None, fail_reason: str | None = None) -> int:
+        """Add one evaluated (or failed) architecture; returns its Optuna trial number."""
+        values = None
+        if isinstance(metrics, dict):
+            values = [_finite(metrics.get(key)) for key in METRIC_NAMES]
+            if any(v is None for v in values):
+                values = None
+                fail_reason = fail_reason or f"incomplete objectives in {sorted(metrics)}"
+        params = self.encoding.encode(sample) if sample else {}
+        attrs = self.attributes(sample, metrics, source=source, nni_trial=nni_trial, fail_reason=fail_reason)
+        state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
+        trial = optuna.trial.create_trial(params=params, distributions={k: self.distributions[k] for k in params},
+                                          values=values, user_attrs=attrs, state=state)
+        self.study.add_trial(trial)
+        number = self.study.get_trials(deepcopy=False)[-1].number
+        if self.on_record is not None:
+            self.on_record(number, metrics or {})
+        return number
+
+
+def _model_id(model) -> Any:
+    return getattr(model, "model_id", None) or getattr(model, "_model_id", None)
+
+
+def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:
+    """The study's non-dominated complete trials (shared-weight estimates excluded), best PSNR first."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get("source") != "shared_weights" and t.values is not None]
+
+    def dominates(a, b) -> bool:
+        better_or_equal = a.values[0] >= b.values[0] and a.values[1] <= b.values[1] and a.values[2] <= b.values[2]
+        return better_or_equal and tuple(a.values) != tuple(b.values)
+
+    front = [t for t in complete if not any(dominates(o, t) for o in complete)]
+    seen, unique = set(), []
+    for trial in sorted(front, key=lambda t: (-t.values[0], t.values[1], t.values[2], t.number)):
+        key = (trial.user_attrs.get("architecture"), tuple(trial.values))
+        if key not in seen:
+            seen.add(key)
+            unique.append(trial)
+    return [_entry(t) for t in unique]
+
+
+def _entry(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    return {"trial": trial.number, "architecture": json.loads(attrs.get("architecture", "{}")),
+            "psnr": trial.values[0], "ssim": attrs.get("ssim"), "params": int(trial.values[1]),
+            "multadds": int(trial.values[2]), "source": attrs.get("source", "trial"),
+            "model_file": attrs.get("model_file")}
+
+
+def run_pareto_front(run_dir: Path, study: optuna.Study) -> list[dict[str, Any]]:
+    """:func:`pareto_front` with model files relative to ``run_dir`` (the run folder can move)."""
+    front = pareto_front(study)
+    for entry in front:
+        if entry["model_file"]:
+            try:
+                entry["model_file"] = str(Path(entry["model_file"]).resolve().relative_to(Path(run_dir).resolve()))
+            except ValueError:  # kept elsewhere: stays absolute
+                pass
+    return front
+
+
+def write_pareto_file(run_dir: Path, study: optuna.Study, *, space_spec: dict[str, Any], scale: int,
+                      strategy: str) -> Path:
+    """``<run_dir>/pareto.json`` (format ``srnas-pareto/1``), written atomically."""
+    front = run_pareto_front(run_dir, study)
+    return atomic_write_json(Path(run_dir) / "pareto.json", {
+        "format": PARETO_FORMAT, "space": space_spec, "scale": int(scale), "strategy": strategy,
+        "objectives": METRIC_NAMES, "front": front,
+    })

@@ -1,0 +1,155 @@
+"""``srnas search`` end to end: every example as a tiny run, the study it leaves, the dashboard on it,
+and a search killed with SIGKILL then resumed without losing or repeating a trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from srnas_nni.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+ATTRS = {"architecture", "ssim", "train_seconds", "strategy", "space", "scale", "nni_trial", "source"}
+
+
+def _tiny(image_folder) -> list[str]:
+    return ["--set", f"evaluator.data={image_folder}", "--set", f"evaluator.val_data={image_folder}", "--no-progress"]
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    info = json.loads((run_dir / "run.json").read_text())
+    return optuna.load_study(study_name=info["study_name"], storage=info["storage"])
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs_and_fills_the_study(example, image_folder, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["search", str(example), "--smoke", "--output-dir", str(run_dir), *_tiny(image_folder)]) == 0
+    printed = capsys.readouterr().out
+    assert "| trial | PSNR (Y)" in printed and f"srnas dashboard {run_dir}" in printed
+    study = _study(run_dir)
+    assert study.metric_names == ["psnr", "params", "multadds"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    one_shot = json.loads((run_dir / "run.json").read_text())["one_shot"]
+    if one_shot:
+        assert [t.user_attrs["source"] for t in complete if t.user_attrs["source"] != "shared_weights"] == ["derived"]
+    else:
+        assert len(study.trials) == 2 and complete  # --smoke: two candidates
+    config = yaml.safe_load(example.read_text())
+    for trial in complete:
+        assert ATTRS <= set(trial.user_attrs), sorted(trial.user_attrs)
+        architecture = json.loads(trial.user_attrs["architecture"])
+        assert trial.params and set(trial.params) == set(architecture)
+        assert trial.user_attrs["scale"] in (2, 3, 4) and trial.values[1] > 0 and trial.values[2] > 0
+    assert complete[0].user_attrs["space"] in str(config["space"])
+    pareto = json.loads((run_dir / "pareto.json").read_text())
+    assert pareto["format"] == "srnas-pareto/1" and pareto["front"]
+    assert main(["pareto", str(run_dir), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pareto["front"]
+
+
+def test_pareto_csv_and_plot(image_folder, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["search", str(ROOT / "examples" / "deconas.yaml"), "--smoke", "--output-dir", str(run_dir),
+                 *_tiny(image_folder)]) == 0
+    capsys.readouterr()
+    assert main(["pareto", str(run_dir), "--format", "csv", "--output", str(tmp_path / "front.csv")]) == 0
+    rows = (tmp_path / "front.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,psnr,ssim,params,multadds") and len(rows) >= 2
+    assert main(["plot", str(run_dir)]) == 0
+    png = (run_dir / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "<svg" not in (run_dir / "pareto.html").read_text()[:200] and "data:image/svg+xml;base64" in \
+        (run_dir / "pareto.html").read_text()
+    # A second search into the same folder is refused: it would mix two runs in one study.
+    assert main(["search", str(ROOT / "examples" / "deconas.yaml"), "--smoke", "--output-dir", str(run_dir),
+                 *_tiny(image_folder)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_on_loopback(image_folder, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["search", str(ROOT / "examples" / "deconas.yaml"), "--smoke", "--output-dir", str(run_dir),
+                 *_tiny(image_folder)]) == 0
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "dashboard", str(run_dir), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, studies = time.time() + 60, None
+        while time.time() < deadline and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                time.sleep(0.5)
+        assert studies is not None, "the dashboard did not answer within 60 s"
+        assert [s["study_id"] for s in studies] == [1] and studies[0]["study_name"] == "deconas"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/1?after=0", timeout=5) as response:
+            detail = json.loads(response.read())
+        assert len(detail["trials"]) == 2
+        assert detail["objective_names"] == ["psnr", "params", "multadds"]
+        assert len(detail["best_trials"]) >= 1 and "deconas" in detail["note"]["body"]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_killed_search_resumes_without_losing_or_repeating_trials(image_folder, tmp_path):
+    experiment = tmp_path / "killme.yaml"
+    experiment.write_text(yaml.safe_dump({
+        "space": "deconas-proxy", "strategy": {"name": "random", "seed": 1},
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 3, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"max_trials": 6}, "output_dir": str(tmp_path / "run"),
+    }))
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "search", str(experiment), "--no-progress"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (run_dir / "run.json").is_file() and (run_dir / "study.db").is_file():
+                done = [t for t in _study(run_dir).trials if t.state.is_finished()]
+                if len(done) >= 2:
+                    break
+            assert process.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no two trials within 120 s")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = {t.number: t.user_attrs["architecture"] for t in _study(run_dir).trials}
+    assert 2 <= len(before) < 6
+    assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
+    trials = _study(run_dir).trials
+    architectures = [t.user_attrs["architecture"] for t in trials]
+    assert len(trials) == 6  # the planned number, not more
+    assert {t.number: t.user_attrs["architecture"] for t in trials[:len(before)]} == before  # nothing lost
+    assert len(set(architectures)) == 6  # nothing evaluated twice
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
