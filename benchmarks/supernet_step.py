@@ -20,8 +20,11 @@ fresh subprocess and the figure is the process's peak RSS (``resource.getrusage`
 its RSS just before training starts (so the model, data and imports are excluded; allocator caching
 makes it an upper bound of the tensors alive at the peak). Ratios are ours / NNI DARTS per row.
 
-    python benchmarks/supernet_step.py [--spaces hinas-proxy trilevel-proxy] [--batch 4] [--patch 32]
-                                       [--steps 5] [--warmup 2] [--device auto] [--quick]
+    python benchmarks/supernet_step.py [--spaces hinas-proxy trilevel-proxy] [--batch 2] [--patch 16]
+                                       [--steps 3] [--warmup 1] [--device auto] [--quick]
+
+(The CPU defaults are small: one NNI DARTS step on trilevel-proxy at batch 4, LR patch 32 takes about
+a minute on 2 cores; on a GPU raise them.)
 
 Markdown table to stdout; JSON to ``benchmarks/results/supernet_step.json``.
 """
@@ -148,18 +151,18 @@ def _in_subprocess(args: argparse.Namespace, config: str, space: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="+", default=["hinas-proxy", "trilevel-proxy"])
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--patch", type=int, default=32, help="LR patch side")
-    parser.add_argument("--steps", type=int, default=5, help="measured steps")
-    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--patch", type=int, default=16, help="LR patch side")
+    parser.add_argument("--steps", type=int, default=3, help="measured steps")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps first")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="hinas-proxy only, batch 2, patch 16, 2 steps")
+    parser.add_argument("--quick", action="store_true", help="hinas-proxy only, 2 measured steps")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.quick:
-        args.spaces, args.batch, args.patch, args.steps, args.warmup = ["hinas-proxy"], 2, 16, 2, 1
+        args.spaces, args.steps, args.warmup = ["hinas-proxy"], 2, 1
     if args.one:  # child process: one configuration, JSON on the last line
         torch.set_num_threads(max(1, torch.get_num_threads()))
         print(json.dumps(run_one(args.one, args.spaces[0], args.batch, args.patch, args.steps, args.warmup,
@@ -175,6 +178,7 @@ def main() -> None:
             row["time_ratio"] = row["step_s"] / reference["step_s"]
             row["memory_ratio"] = row["peak_mib"] / reference["peak_mib"] if reference["peak_mib"] > 0 else None
             rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)  # progress: a long CPU run can be watched
     print(f"device: {args.device}; batch {args.batch}, LR patch {args.patch}, {args.steps} measured steps "
           f"after {args.warmup}; memory: {rows[0]['memory_method']}\n")
     print("| space | configuration | step (ms) | time / NNI | peak (MiB) | memory / NNI |")

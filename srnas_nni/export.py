@@ -36,8 +36,9 @@ compile; tracing runs the frozen, fixed architecture, so it records every op). A
 input size into the graph, so every export is checked: the traced module and the ONNX model are run
 at a second input size, of another aspect ratio, and must match the eager network. MATLAB bicubic
 resizing (HiNAS's global residual, the ``bicubic``/``srcnn``/``vdsr`` baselines) builds its weights
-from the input size in Python; while tracing it is replaced by :func:`traceable_bicubic_upscale`,
-the same interpolation for integer upscaling written as size-independent tensor ops.
+from the input size in Python; while tracing, :func:`~srnas_nni.evaluation.imresize.imresize` itself switches to
+:func:`~srnas_nni.evaluation.imresize.traceable_bicubic_upscale`, the same interpolation for integer
+upscaling written as size-independent tensor ops.
 """
 
 from __future__ import annotations
@@ -48,12 +49,10 @@ import logging
 import math
 import os
 import re
-import sys
 import tempfile
 import warnings
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -68,7 +67,7 @@ from .runtime import atomic_write_bytes, atomic_write_json
 __all__ = [
     "PARETO_FORMAT", "PARETO_FILE", "UNITS",
     "read_pareto", "parse_amount", "pick", "pick_best_psnr", "pick_knee", "pick_under",
-    "ExportSource", "resolve_export_source", "traceable_bicubic_upscale", "export_torchscript", "export_onnx",
+    "ExportSource", "resolve_export_source", "export_torchscript", "export_onnx",
     "ExportResult", "export_model",
 ]
 
@@ -226,6 +225,14 @@ class ExportSource:
     origin: dict = field(default_factory=dict)
 
 
+def _same_architecture(saved: dict, listed: dict) -> bool:
+    """Same space and sample, compared as JSON (tuples and lists alike)."""
+    def plain(value):
+        return json.loads(json.dumps(value))
+
+    return saved.get("space") == listed["space"] and plain(saved.get("sample")) == plain(listed["sample"])
+
+
 def resolve_export_source(reference: str | Path, rule: str = "best-psnr", *, seed: int = 0) -> ExportSource:
     """What ``srnas export REFERENCE --pick RULE`` exports.
 
@@ -245,10 +252,11 @@ def resolve_export_source(reference: str | Path, rule: str = "best-psnr", *, see
         model_file = entry.get("model_file")
         if model_file:
             resolved = resolve_model(str(path / model_file), int(pareto["scale"]))
-            if json.loads(json.dumps(resolved.spec)) != json.loads(json.dumps(spec)):
+            if not _same_architecture(resolved.spec, spec):
                 raise SRNASError(f"{path / model_file}: its architecture differs from {_label(entry)} of "
                                  f"{path / PARETO_FILE}")
-            return ExportSource(resolved.model, spec, resolved.scale, True, origin)
+            # The model file's own spec is the one its weights were saved with.
+            return ExportSource(resolved.model, resolved.spec, resolved.scale, True, origin)
         torch.manual_seed(seed)
         model = build_from_spec(spec, source=f"{path / PARETO_FILE}: {_label(entry)}")
         return ExportSource(model, spec, int(pareto["scale"]), False, origin)
@@ -266,102 +274,6 @@ def resolve_export_source(reference: str | Path, rule: str = "best-psnr", *, see
 
 
 # -- tracing -------------------------------------------------------------------------------------
-
-
-def _cubic(distance: np.ndarray) -> np.ndarray:
-    x = np.abs(distance)
-    return ((1.5 * x**3 - 2.5 * x**2 + 1.0) * (x <= 1)
-            + (-0.5 * x**3 + 2.5 * x**2 - 4.0 * x + 2.0) * ((x > 1) & (x <= 2)))
-
-
-@lru_cache(maxsize=8)
-def _phase_taps(scale: int) -> tuple[int, int, tuple[tuple[int, tuple[float, ...]], ...]]:
-    """MATLAB bicubic upscaling by an integer ``scale`` as ``scale`` fixed filters (one per output phase).
-
-    Output pixel ``o = scale * k + p`` (0-based) reads input pixels ``k + first_p + t``; returns
-    (pad before, pad after, ((first_p, weights_p), ...)) with zero-weight taps trimmed.
-    """
-    phases = []
-    for phase in range(scale):
-        centre = (phase + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinate at k = 0
-        left = math.floor(centre - 2.0)
-        positions = left + np.arange(6)
-        weights = _cubic(centre - positions)
-        weights = weights / weights.sum()
-        used = np.nonzero(weights)[0]
-        first, last = used[0], used[-1]
-        phases.append((int(positions[first]) - 1, tuple(float(w) for w in weights[first:last + 1])))
-    pad_before = max(0, -min(first for first, _ in phases))
-    pad_after = max(0, max(first + len(weights) - 1 for first, weights in phases))
-    return pad_before, pad_after, tuple(phases)
-
-
-def _symmetric_pad(x: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor:
-    parts = []
-    if before:
-        parts.append(x.narrow(dim, 0, before).flip(dim))
-    parts.append(x)
-    if after:
-        parts.append(x.flip(dim).narrow(dim, 0, after))
-    return torch.cat(parts, dim)
-
-
-def _upscale_dim(x: torch.Tensor, dim: int, scale: int) -> torch.Tensor:
-    pad_before, pad_after, phases = _phase_taps(scale)
-    padded = _symmetric_pad(x, dim, pad_before, pad_after)
-    outputs = []
-    for first, weights in phases:
-        total = None
-        for offset, weight in enumerate(weights):
-            start = pad_before + first + offset
-            stop = start - (pad_before + pad_after)  # <= 0: counted from the end, independent of the size
-            index = [slice(None)] * padded.dim()
-            index[dim] = slice(start, stop if stop < 0 else None)
-            term = padded[tuple(index)] * weight
-            total = term if total is None else total + term
-        outputs.append(total)
-    return torch.stack(outputs, dim + 1).flatten(dim, dim + 1)
-
-
-def traceable_bicubic_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB ``imresize(x, scale, 'bicubic')`` for an integer ``scale >= 1`` on a float ``...xHxW`` tensor.
-
-    Equal to :func:`~srnas_nni.evaluation.imresize.imresize` (to float rounding) for inputs of at
-    least 2 pixels per side, written with slices of constant bounds so a trace records no size.
-    """
-    height_dim, width_dim = x.dim() - 2, x.dim() - 1
-    return _upscale_dim(_upscale_dim(x, height_dim, scale), width_dim, scale)
-
-
-def _integer_upscale(scale: Any) -> int | None:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        return None
-    return int(scale) if float(scale).is_integer() and scale >= 1 else None
-
-
-@contextmanager
-def _traceable_imresize() -> Iterator[None]:
-    """While active, srnas_nni modules that imported ``imresize`` call a trace-friendly version for
-    integer upscaling of float tensors (everything else goes to the original)."""
-    from .evaluation import imresize as imresize_module
-
-    original = imresize_module.imresize
-
-    def imresize(image, scale=None, *, output_shape=None, antialias=True):
-        factor = _integer_upscale(scale)
-        if isinstance(image, torch.Tensor) and image.is_floating_point() and output_shape is None and factor:
-            return traceable_bicubic_upscale(image, factor)
-        return original(image, scale, output_shape=output_shape, antialias=antialias)
-
-    patched = [module for name, module in list(sys.modules.items())
-               if name.startswith("srnas_nni") and getattr(module, "imresize", None) is original]
-    for module in patched:
-        module.imresize = imresize
-    try:
-        yield
-    finally:
-        for module in patched:
-            module.imresize = original
 
 
 def _example(size: tuple[int, int], channels: int, seed: int) -> torch.Tensor:
@@ -387,7 +299,7 @@ def export_torchscript(model: nn.Module, path: str | Path) -> dict:
     example, check = _example(TRACE_SIZE, channels, 0), _example(CHECK_SIZE, channels, 1)
     with torch.no_grad():
         expected = model(check)
-        with _traceable_imresize(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings: checked below, by running another size
             try:
                 traced = torch.jit.trace(model, example, check_trace=False)
@@ -437,7 +349,7 @@ def export_onnx(model: nn.Module, path: str | Path) -> dict:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        with torch.no_grad(), _traceable_imresize(), warnings.catch_warnings(), _quiet_exporter():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter():
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(model, (example,), temporary, input_names=["lr"], output_names=["sr"],

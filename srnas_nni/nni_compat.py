@@ -37,7 +37,7 @@ with warnings.catch_warnings():
     import nni  # noqa: E402
     import nni.nas.nn.pytorch  # noqa: E402,F401  (triggers the layer generation under the filter)
 
-__all__ = ["nni", "experiment_directory", "ExperimentStateSerializer"]
+__all__ = ["nni", "experiment_directory", "ExperimentStateSerializer", "quiet_console"]
 
 from nni.nas.utils.serializer import TorchSerializer, set_default_serializer  # noqa: E402
 
@@ -99,3 +99,25 @@ def _point_experiment_index(home: Path) -> None:
     if not defaults or len(defaults) != 1:
         raise RuntimeError("NNI's experiment index moved: srnas_nni.nni_compat needs updating for this NNI")
     config_utils.Experiments.__init__.__defaults__ = (str(home),)
+
+
+def quiet_console() -> None:
+    """Only NNI's warnings and errors on the console (stderr); its experiment log files keep everything.
+
+    NNI prints every experiment step at INFO to stdout and, through the root logger, again to any
+    handler an application installed; a command-line run wants a table on stdout, not that.
+    """
+    import logging
+    import sys
+
+    from nni.runtime import log as nni_log
+
+    nni_log.silence_stdout()
+    logger = logging.getLogger("nni")
+    logger.propagate = False
+    if not any(getattr(h, "_srnas_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._srnas_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)

@@ -36,6 +36,7 @@ import optuna
 from .config import ConfigError, ExperimentConfig, parse_config, parse_duration
 from .errors import SRNASError
 from .nni_compat import experiment_directory
+from .nni_engine import NniManagerMixin
 from .runtime import atomic_write_json, atomic_write_bytes, seed_everything
 from .tracking import StudyRecorder, open_study, pareto_front, write_pareto_file
 
@@ -82,7 +83,7 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     return parse_config(data, source=str(path))
 
 
-class _SearchExperiment(NasExperiment):
+class _SearchExperiment(NniManagerMixin, NasExperiment):
     """A ``NasExperiment`` whose engine reports to a :class:`StudyRecorder` from its first model on.
 
     The one model a one-shot strategy submits is its supernet, not an architecture: nothing is recorded
@@ -217,10 +218,12 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
                                         on_record=on_record)
     status = "failed"
     try:
+        port = int(config.experiment["port"])  # engine: nni (NNI's manager and web UI); ignored otherwise
+        experiment.on_manager_started = lambda url: print(f"NNI web UI: {url}", flush=True)
         if resume:
-            experiment.resume()
+            experiment.resume(port=port)
         else:
-            experiment.run()
+            experiment.run(port=port)
         if one_shot:
             _record_one_shot_results(config, strategy, experiment.recorder, run_dir)
         status = "done"

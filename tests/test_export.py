@@ -12,12 +12,15 @@ import torch
 
 from srnas_nni.cli import main
 from srnas_nni.errors import SRNASError
-from srnas_nni.evaluation.imresize import imresize
-from srnas_nni.export import (ExportSource, export_model, parse_amount, pick, pick_knee, resolve_export_source,
-                              traceable_bicubic_upscale)
+from srnas_nni.evaluation.imresize import imresize, traceable_bicubic_upscale
+from srnas_nni.export import ExportSource, export_model, parse_amount, pick, pick_knee, resolve_export_source
 from srnas_nni.models import build_from_spec, resolve_model, save_model_file
 from srnas_nni.presets import read_preset
 from srnas_nni.spaces import SPACE_PRESET_DIR, load_space_preset
+
+# TorchScript is deprecated in torch >= 2.10 in favour of torch.export, yet it is the self-contained
+# format asked for; its load warning is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 
 def run(capsys, *argv):
@@ -85,16 +88,16 @@ def space_run(tmp_path, preset: str, count: int = 3, trained: tuple[int, ...] = 
                 "multadds": cost.multadds, "model_file": None}
         if index in trained:
             torch.manual_seed(100 + index)
-            spec = {"space": space_name(preset), "space_kwargs": kwargs, "sample": sample,
-                    "scale": int(kwargs["scale"])}
+            spec = {"space": space_name(preset), "space_kwargs": kwargs, "sample": sample, "scale": space.scale}
             model = build_from_spec(spec)
-            save_model_file(run_dir / "trials" / str(index) / "model.pt", model, spec, int(kwargs["scale"]))
+            save_model_file(run_dir / "trials" / str(index) / "model.pt", model, spec, space.scale)
             item["model_file"] = f"trials/{index}/model.pt"
         front.append(item)
     front.sort(key=lambda e: -e["psnr"])
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "pareto.json").write_text(json.dumps({
         "format": "srnas-pareto/1", "space": {"space": space_name(preset), "space_kwargs": kwargs},
-        "scale": int(kwargs["scale"]), "strategy": "random", "objectives": ["psnr", "params", "multadds"],
+        "scale": space.scale, "strategy": "random", "objectives": ["psnr", "params", "multadds"],
         "front": front,
     }))
     return run_dir, front
@@ -198,6 +201,13 @@ def test_export_errors_are_one_line(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "pareto.json: front[0]: 'psnr'" in err
     code, _, err = run(capsys, "export", tmp_path)
     assert code == 2 and "no pareto.json" in err
+
+    run_dir, front = space_run(tmp_path / "mixed", "dlsr-proxy", count=2, trained=(1,))
+    pareto = json.loads((run_dir / "pareto.json").read_text())
+    pareto["front"][0]["architecture"] = front[1]["architecture"]  # the model file no longer fits its entry
+    (run_dir / "pareto.json").write_text(json.dumps(pareto))
+    code, _, err = run(capsys, "export", run_dir)
+    assert code == 2 and err.count("\n") == 1 and "model.pt: its architecture differs from trial 1" in err
 
 
 def test_export_untrained_then_retrain_resume_evaluate_upscale(capsys, tmp_path, image_folder):

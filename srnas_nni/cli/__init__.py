@@ -47,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # NNI logs every experiment step at INFO, to its own handler and to ours
-        logging.getLogger("nni").setLevel(logging.WARNING)
+    if not args.verbose:  # NNI logs every experiment step at INFO, to stdout and to our handler
+        from ..nni_compat import quiet_console
+
+        quiet_console()
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["imresize", "imresize_reference", "output_size"]
+__all__ = ["imresize", "imresize_reference", "output_size", "traceable_bicubic_upscale"]
 
 _CUBIC_SUPPORT = 4.0
 
@@ -147,6 +147,10 @@ def imresize(image, scale: float | tuple[float, float] | None = None, *,
         return out.clamp_(0, 255).add_(0.5).floor_().to(torch.uint8)
     if not image.is_floating_point():
         raise TypeError(f"imresize supports uint8 and floating tensors, got {image.dtype}")
+    factor = _integer_factor(scale)
+    if factor is not None and output_shape is None and _tracing():
+        # A trace (TorchScript, ONNX) would record the sizes the weights below are built from.
+        return traceable_bicubic_upscale(image, factor)
     return _resize_tensor(image, scale, output_shape, antialias)
 
 
@@ -198,3 +202,77 @@ def imresize_reference(image: np.ndarray, scale: float | None = None, *,
     else:
         work = work.astype(image.dtype)
     return work[:, :, 0] if squeeze else work
+
+
+# --------------------------------------------------------------------------------------------
+# Integer upscaling as fixed per-phase filters: the same numbers, with no size computed in Python,
+# so that a traced or exported network (global bicubic residual) works at any input size.
+
+
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _integer_factor(scale) -> int | None:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        return None
+    return int(scale) if float(scale).is_integer() and scale >= 1 else None
+
+
+@lru_cache(maxsize=8)
+def _phase_taps(scale: int) -> tuple[int, int, tuple[tuple[int, tuple[float, ...]], ...]]:
+    """MATLAB bicubic upscaling by an integer ``scale`` as ``scale`` fixed filters (one per output phase).
+
+    Output pixel ``o = scale * k + p`` (0-based) reads input pixels ``k + first_p + t``; returns
+    (pad before, pad after, ((first_p, weights_p), ...)) with zero-weight taps trimmed.
+    """
+    phases = []
+    for phase in range(scale):
+        centre = (phase + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinate at k = 0
+        left = math.floor(centre - 2.0)
+        positions = left + np.arange(6)
+        weights = _cubic(centre - positions)
+        weights = weights / weights.sum()
+        used = np.nonzero(weights)[0]
+        first, last = used[0], used[-1]
+        phases.append((int(positions[first]) - 1, tuple(float(w) for w in weights[first:last + 1])))
+    pad_before = max(0, -min(first for first, _ in phases))
+    pad_after = max(0, max(first + len(weights) - 1 for first, weights in phases))
+    return pad_before, pad_after, tuple(phases)
+
+
+def _symmetric_pad(x: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor:
+    parts = []
+    if before:
+        parts.append(x.narrow(dim, 0, before).flip(dim))
+    parts.append(x)
+    if after:
+        parts.append(x.flip(dim).narrow(dim, 0, after))
+    return torch.cat(parts, dim)
+
+
+def _upscale_dim(x: torch.Tensor, dim: int, scale: int) -> torch.Tensor:
+    pad_before, pad_after, phases = _phase_taps(scale)
+    padded = _symmetric_pad(x, dim, pad_before, pad_after)
+    outputs = []
+    for first, weights in phases:
+        total = None
+        for offset, weight in enumerate(weights):
+            start = pad_before + first + offset
+            stop = start - (pad_before + pad_after)  # <= 0: counted from the end, independent of the size
+            index = [slice(None)] * padded.dim()
+            index[dim] = slice(start, stop if stop < 0 else None)
+            term = padded[tuple(index)] * weight
+            total = term if total is None else total + term
+        outputs.append(total)
+    return torch.stack(outputs, dim + 1).flatten(dim, dim + 1)
+
+
+def traceable_bicubic_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB ``imresize(x, scale, 'bicubic')`` for an integer ``scale >= 1`` on a float ``...xHxW`` tensor.
+
+    Equal to :func:`~srnas_nni.evaluation.imresize.imresize` (to float rounding) for inputs of at
+    least 2 pixels per side, written with slices of constant bounds so a trace records no size.
+    """
+    height_dim, width_dim = x.dim() - 2, x.dim() - 1
+    return _upscale_dim(_upscale_dim(x, height_dim, scale), width_dim, scale)

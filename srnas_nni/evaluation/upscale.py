@@ -43,10 +43,17 @@ __all__ = ["tile_grid", "iter_tiles", "upscale_array", "upscale_file", "save_sr_
 
 
 def tile_grid(length: int, tile: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` cores covering ``range(length)`` in steps of ``tile`` (one core if tile <= 0)."""
+    """``[start, stop)`` cores covering ``range(length)``: ``ceil(length / tile)`` cores of near-equal
+    size, none longer than ``tile`` (one core if ``tile <= 0``).
+
+    Equal split rather than fixed steps, so no core is a sliver (a 1-pixel remainder would be too
+    small for networks with strided pooling).
+    """
     if tile <= 0 or tile >= length:
         return [(0, length)]
-    return [(start, min(start + tile, length)) for start in range(0, length, tile)]
+    count = -(-length // tile)
+    bounds = [index * length // count for index in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def iter_tiles(model: nn.Module, lr: np.ndarray, scale: int, *, tile: int = 0, overlap: int = 16,

@@ -33,9 +33,9 @@ from .pareto import OBJECTIVES, ParetoArchiveMixin
 
 from nni.nas.execution import ModelEventType  # noqa: E402
 from nni.nas.strategy import Strategy  # noqa: E402
-from nni.tuner import Tuner  # noqa: E402
 
-__all__ = ["SAMPLERS", "make_sampler", "make_study", "objective_values", "OptunaStrategy", "OptunaTuner"]
+__all__ = ["SAMPLERS", "make_sampler", "make_study", "objective_values", "OptunaStrategy", "OptunaTuner",
+           "OptunaNSGA2Tuner", "OptunaNSGA3Tuner", "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
 
 SAMPLERS = {
     "nsga2": "NSGAIISampler",
@@ -175,48 +175,8 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
-class OptunaTuner(Tuner):
-    """The same search as an NNI HPO ``Tuner``, for ``nnictl`` experiment files::
-
-        tuner:
-          className: srnas_nni.strategies.optuna.OptunaTuner
-          classArgs: {sampler: nsga2, seed: 0, storage: "sqlite:///study.db"}
-
-    The search space must be of ``choice`` entries (what ``SpaceEncoding.legacy_search_space()``
-    writes for an srnas-nni space); trials report ``{"default", "psnr", "params", "multadds"}`` as
-    :class:`~srnas_nni.evaluation.evaluator.SREvaluator` does.
-    """
-
-    def __init__(self, sampler: str = "nsga2", seed: int | None = None, sampler_options: dict | None = None,
-                 storage: str | None = None, study_name: str = "srnas-tuner"):
-        self.study = make_study(sampler, seed, dict(sampler_options or {}), storage, study_name)
-        self.distributions: dict[str, optuna.distributions.CategoricalDistribution] = {}
-        self._pending: dict[int, optuna.trial.Trial] = {}
-
-    def update_search_space(self, search_space: dict[str, Any]) -> None:
-        distributions = {}
-        for key, spec in search_space.items():
-            if not isinstance(spec, dict) or spec.get("_type") != "choice":
-                raise SRNASError(f"search space key {key!r}: OptunaTuner takes '_type: choice' entries, got {spec!r}")
-            distributions[key] = optuna.distributions.CategoricalDistribution(spec["_value"])
-        self.distributions = distributions
-
-    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
-        trial = self.study.ask(self.distributions)
-        self._pending[parameter_id] = trial
-        return dict(trial.params)
-
-    def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
-        trial = self._pending.pop(parameter_id, None)
-        if trial is None:
-            return
-        values = objective_values(value)
-        if values is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, values)
-
-    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        trial = self._pending.pop(parameter_id, None)  # still pending: failed, or ended without a result
-        if trial is not None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+# The NNI HPO tuners live in a module that imports neither torch nor NNI's NAS (NNI gives its tuner
+# process 10 s to connect); they are re-exported here.
+from ..nni_tuner import (  # noqa: E402,F401
+    OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner, OptunaTPETuner, OptunaTuner,
+)

@@ -1,0 +1,253 @@
+"""Optuna's samplers as NNI HPO tuners, for ``nnictl`` experiments over srnas-nni spaces.
+
+The same search as the ``optuna`` strategy (:mod:`srnas_nni.strategies.optuna`, which re-exports
+these classes), as an NNI ``Tuner`` fed by NNI's HPO dispatcher: see :class:`OptunaTuner` and
+``examples/nni/``. This module imports Optuna and ``nni.tuner`` only -- neither torch nor NNI's NAS
+package -- because NNI's manager gives its tuner process 10 seconds to connect, and importing the NAS
+stack can take longer than that on a busy machine. Use these class paths in experiment files
+(``srnas_nni.nni_tuner.OptunaTuner``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import warnings
+from typing import Any
+
+import optuna
+
+from .errors import SRNASError
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
+    import nni  # noqa: E402
+    from nni.tuner import Tuner  # noqa: E402
+
+__all__ = ["SAMPLERS", "METRIC_NAMES", "DIRECTIONS", "make_sampler", "make_study", "objective_values", "OptunaTuner",
+           "OptunaNSGA2Tuner", "OptunaNSGA3Tuner", "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
+
+#: Optuna samplers by name (the ``optuna`` strategy's names).
+SAMPLERS = {
+    "nsga2": "NSGAIISampler",
+    "nsga3": "NSGAIIISampler",
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "random": "RandomSampler",
+}
+#: The study's objectives, as :data:`srnas_nni.strategies.pareto.OBJECTIVES` (a test keeps them equal).
+METRIC_NAMES = ["psnr", "params", "multadds"]
+DIRECTIONS = ["maximize", "minimize", "minimize"]
+
+
+def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler by name (:data:`SAMPLERS`); SRNASError for an unknown name or bad options."""
+    if name not in SAMPLERS:
+        raise SRNASError(f"unknown Optuna sampler {name!r}; available: {', '.join(SAMPLERS)}")
+    cls = getattr(optuna.samplers, SAMPLERS[name])
+    try:
+        return cls(seed=seed, **options)
+    except TypeError as exc:
+        raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
+
+
+def make_study(sampler: str, seed: int | None, sampler_options: dict[str, Any], storage: str | None,
+               study_name: str) -> optuna.Study:
+    """The three-objective study (created, or loaded when ``storage`` holds it) with its metric names."""
+    study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                                sampler=make_sampler(sampler, seed, **sampler_options))
+    with warnings.catch_warnings():  # set_metric_names is marked experimental; relied on knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRIC_NAMES)
+    return study
+
+
+def objective_values(metric: Any) -> list[float] | None:
+    """``[psnr, params, multadds]`` from a reported metric dict; None if any is missing or not finite."""
+    metric = metric if isinstance(metric, dict) else {}
+    values = [metric.get(key) for key in METRIC_NAMES]
+    try:
+        if any(v is None or isinstance(v, bool) or not math.isfinite(float(v)) for v in values):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return [float(v) for v in values]
+
+
+class OptunaTuner(Tuner):
+    """The same search as an NNI HPO ``Tuner``, for ``nnictl`` experiment files::
+
+        tuner:
+          className: srnas_nni.nni_tuner.OptunaTuner
+          codeDirectory: .
+          classArgs: {sampler: nsga2, seed: 0, storage: "sqlite:////abs/path/study.db"}
+
+    Contract:
+
+    * the search space holds ``choice`` entries only (what ``SpaceEncoding.legacy_search_space()``
+      writes for an srnas-nni space, e.g. through ``python -m srnas_nni.nni_trial --write-search-space``);
+      anything else raises :class:`SRNASError` naming the key;
+    * each requested trial is one ``study.ask`` over those choices; its parameters are the encoded values;
+    * a final result is the metric dict of :func:`~srnas_nni.evaluation.evaluator.evaluate_sr_model`
+      (``{"default", "psnr", "params", "multadds", ...}``; a JSON string of it is accepted too): Optuna
+      is told ``[psnr, params, multadds]`` (maximise, minimise, minimise); a result without all three
+      finite values, or a trial that ends without a result, is told as failed. ``architecture``,
+      ``ssim``, ``psnr_rgb``, ``train_seconds``, ``steps``, ``scale``, ``model_file`` and the NNI trial
+      id go to the trial's user attributes, as in a ``srnas search`` study;
+    * ``storage`` (an SQLAlchemy URL; use an absolute sqlite path, NNI starts the tuner in a folder of
+      its own) keeps the study, and a restarted tuner continues it; without it the study is in memory;
+    * ``import_data`` (``nnictl experiment import``, resumed experiments) adds complete trials the study
+      does not already hold.
+
+    :class:`OptunaNSGA2Tuner`, :class:`OptunaNSGA3Tuner`, :class:`OptunaTPETuner`, :class:`OptunaGPTuner` and
+    :class:`OptunaRandomTuner` fix the sampler, for ``nnictl algo register`` (see ``examples/nni/``).
+    """
+
+    def __init__(self, sampler: str = "nsga2", seed: int | None = None, sampler_options: dict | None = None,
+                 storage: str | None = None, study_name: str = "srnas-tuner"):
+        self.sampler_name = sampler
+        self.study = make_study(sampler, seed, dict(sampler_options or {}), storage, study_name)
+        self.distributions: dict[str, optuna.distributions.CategoricalDistribution] = {}
+        self._pending: dict[int, optuna.trial.Trial] = {}
+        self._lock = threading.Lock()
+
+    def update_search_space(self, search_space: dict[str, Any]) -> None:
+        if not isinstance(search_space, dict) or not search_space:
+            raise SRNASError(f"OptunaTuner needs a search space of '_type: choice' entries, got {search_space!r}")
+        distributions = {}
+        for key, spec in search_space.items():
+            if not isinstance(spec, dict) or spec.get("_type") != "choice":
+                raise SRNASError(f"search space key {key!r}: OptunaTuner takes '_type: choice' entries, got {spec!r}")
+            values = spec.get("_value")
+            if not isinstance(values, list) or not values:
+                raise SRNASError(f"search space key {key!r}: '_value' must be a non-empty list, got {values!r}")
+            try:
+                distributions[key] = optuna.distributions.CategoricalDistribution(values)
+            except (TypeError, ValueError) as exc:
+                raise SRNASError(f"search space key {key!r}: {exc}") from None
+        self.distributions = distributions
+
+    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
+        if not self.distributions:
+            raise SRNASError("OptunaTuner: no search space yet (NNI sends it before the first trial)")
+        with self._lock:
+            trial = self.study.ask(self.distributions)
+            trial.set_user_attr("nni_parameter_id", int(parameter_id))
+            self._pending[parameter_id] = trial
+        return dict(trial.params)
+
+    def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
+        with self._lock:
+            trial = self._pending.pop(parameter_id, None)
+            if trial is None:
+                return
+            metric = _metric_dict(value)
+            for key, attribute in _user_attributes(metric, kwargs.get("trial_job_id")).items():
+                trial.set_user_attr(key, attribute)
+            values = objective_values(metric)
+            if values is None:
+                trial.set_user_attr("fail_reason", f"incomplete objectives in {_describe(value)}")
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(trial, values)
+
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        with self._lock:
+            trial = self._pending.pop(parameter_id, None)  # still pending: failed, or ended without a result
+            if trial is not None:
+                trial.set_user_attr("fail_reason", "trial failed" if not success
+                                    else "finished without reporting a final metric")
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    def import_data(self, data: list[dict[str, Any]]) -> None:
+        if not self.distributions:
+            return
+        with self._lock:
+            held = {(json.dumps(t.params, sort_keys=True, default=str), tuple(t.values))
+                    for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+            for entry in data:
+                parameters = entry.get("parameter") or {}
+                metric = _metric_dict(entry.get("value"))
+                values = objective_values(metric)
+                if values is None or set(parameters) != set(self.distributions):
+                    continue
+                key = (json.dumps(parameters, sort_keys=True, default=str), tuple(values))
+                if key in held:
+                    continue
+                try:
+                    trial = optuna.trial.create_trial(params=parameters, distributions=self.distributions,
+                                                      values=values, user_attrs=_user_attributes(metric, None))
+                except ValueError:  # a value outside the current choices
+                    continue
+                self.study.add_trial(trial)
+                held.add(key)
+
+
+def _metric_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = nni.load(value)
+        except Exception:  # not JSON: a plain string result
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _describe(value: Any) -> str:
+    return str(sorted(value)) if isinstance(value, dict) else type(value).__name__
+
+
+def _user_attributes(metric: dict[str, Any], trial_job_id: Any) -> dict[str, Any]:
+    """The user attributes a ``srnas search`` study carries, from one reported metric dict."""
+    attrs: dict[str, Any] = {"source": "trial"}
+    if trial_job_id is not None:
+        attrs["nni_trial"] = str(trial_job_id)
+    if isinstance(metric.get("architecture"), dict):
+        attrs["architecture"] = json.dumps(metric["architecture"], sort_keys=True)
+    for key in ("ssim", "psnr_rgb", "train_seconds", "steps", "scale"):
+        value = metric.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            attrs[key] = value
+    if metric.get("model_file"):
+        attrs["model_file"] = str(metric["model_file"])
+    return attrs
+
+
+class OptunaNSGA2Tuner(OptunaTuner):
+    """:class:`OptunaTuner` with NSGA-II (registered as ``srnas_nsga2``)."""
+
+    def __init__(self, seed: int | None = None, sampler_options: dict | None = None, storage: str | None = None,
+                 study_name: str = "srnas-nsga2"):
+        super().__init__("nsga2", seed, sampler_options, storage, study_name)
+
+
+class OptunaNSGA3Tuner(OptunaTuner):
+    """:class:`OptunaTuner` with NSGA-III (registered as ``srnas_nsga3``)."""
+
+    def __init__(self, seed: int | None = None, sampler_options: dict | None = None, storage: str | None = None,
+                 study_name: str = "srnas-nsga3"):
+        super().__init__("nsga3", seed, sampler_options, storage, study_name)
+
+
+class OptunaTPETuner(OptunaTuner):
+    """:class:`OptunaTuner` with multi-objective TPE (registered as ``srnas_tpe``)."""
+
+    def __init__(self, seed: int | None = None, sampler_options: dict | None = None, storage: str | None = None,
+                 study_name: str = "srnas-tpe"):
+        super().__init__("tpe", seed, sampler_options, storage, study_name)
+
+
+class OptunaGPTuner(OptunaTuner):
+    """:class:`OptunaTuner` with Optuna's GP sampler (registered as ``srnas_gp``)."""
+
+    def __init__(self, seed: int | None = None, sampler_options: dict | None = None, storage: str | None = None,
+                 study_name: str = "srnas-gp"):
+        super().__init__("gp", seed, sampler_options, storage, study_name)
+
+
+class OptunaRandomTuner(OptunaTuner):
+    """:class:`OptunaTuner` sampling uniformly at random (registered as ``srnas_random``)."""
+
+    def __init__(self, seed: int | None = None, sampler_options: dict | None = None, storage: str | None = None,
+                 study_name: str = "srnas-random"):
+        super().__init__("random", seed, sampler_options, storage, study_name)
