@@ -13,7 +13,8 @@ preset, batch and patch size, with synthetic random patches, through a real Ligh
 * ``hinas``: checkpointed mixtures (activations recomputed in backward), arch step without weight grads;
 * ``dlsr``: softmax, arch loss on train + val batches, L1 + 0.2 HFEN, expected-parameter penalty.
 
-Time: mean wall time of the measured steps (after warm-up steps), with CUDA synchronisation on GPU.
+Time: median wall time of the measured steps after warm-up steps (the mean and every step are in the
+JSON), with CUDA synchronisation on GPU.
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` over the measured steps (reset after warm-up),
 minus the memory allocated before them (weights, optimiser state); on CPU each configuration runs in a
 fresh subprocess and the figure is the process's peak RSS (``resource.getrusage`` ``ru_maxrss``) minus
@@ -21,7 +22,7 @@ its RSS just before training starts (so the model, data and imports are excluded
 makes it an upper bound of the tensors alive at the peak). Ratios are ours / NNI DARTS per row.
 
     python benchmarks/supernet_step.py [--spaces hinas-proxy trilevel-proxy] [--batch 2] [--patch 16]
-                                       [--steps 3] [--warmup 1] [--device auto] [--quick]
+                                       [--steps 4] [--warmup 2] [--device auto] [--quick]
 
 (The CPU defaults are small: one NNI DARTS step on trilevel-proxy at batch 4, LR patch 32 takes about
 a minute on 2 cores; on a GPU raise them.)
@@ -35,6 +36,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -133,7 +135,8 @@ def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, wa
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * 1024
         method = "peak RSS - RSS before training (fresh process)"
     return {"config": config, "strategy": name, "options": options, "space": space_name, "batch": batch,
-            "patch": patch, "steps_measured": len(timings), "step_s": sum(timings) / max(1, len(timings)),
+            "patch": patch, "steps_measured": len(timings), "step_s": statistics.median(timings),
+            "step_mean_s": statistics.mean(timings), "step_times_s": timings,
             "peak_mib": peak / 2**20, "memory_method": method, "device": device}
 
 
@@ -153,8 +156,8 @@ def main() -> None:
     parser.add_argument("--spaces", nargs="+", default=["hinas-proxy", "trilevel-proxy"])
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--patch", type=int, default=16, help="LR patch side")
-    parser.add_argument("--steps", type=int, default=3, help="measured steps")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps first")
+    parser.add_argument("--steps", type=int, default=4, help="measured steps")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="hinas-proxy only, 2 measured steps")
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -168,7 +171,16 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.spaces[0], args.batch, args.patch, args.steps, args.warmup,
                                  args.device)))
         return
-    rows = []
+    machine = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+               "device": args.device, "cuda": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
+               "threads": torch.get_num_threads()}
+    RESULTS.mkdir(exist_ok=True)
+    rows: list[dict] = []
+
+    def write(met=None) -> None:  # after every row: a long CPU run keeps what it measured
+        (RESULTS / "supernet_step.json").write_text(json.dumps(
+            {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met}, indent=2) + "\n")
+
     for space in args.spaces:
         reference = None
         for config in CONFIGS:
@@ -178,6 +190,7 @@ def main() -> None:
             row["time_ratio"] = row["step_s"] / reference["step_s"]
             row["memory_ratio"] = row["peak_mib"] / reference["peak_mib"] if reference["peak_mib"] > 0 else None
             rows.append(row)
+            write()
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress: a long CPU run can be watched
     print(f"device: {args.device}; batch {args.batch}, LR patch {args.patch}, {args.steps} measured steps "
           f"after {args.warmup}; memory: {rows[0]['memory_method']}\n")
@@ -192,12 +205,7 @@ def main() -> None:
            for r in targets}
     print("\ntarget (<= 0.6x NNI DARTS in time and memory): "
           + ", ".join(f"{key}: {'met' if ok else 'not met'}" for key, ok in met.items()))
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-               "device": args.device, "cuda": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
-               "threads": torch.get_num_threads()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "supernet_step.json").write_text(json.dumps(
-        {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met}, indent=2) + "\n")
+    write(met)
 
 
 if __name__ == "__main__":

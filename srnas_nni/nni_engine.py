@@ -20,10 +20,14 @@ The experiment class must mix in :class:`NniManagerMixin` (the runner's does), w
   processes the manager starts;
 * uses :class:`FreezingModelSpace` for the ``simplified`` model format (NNI's own re-creates the
   space inside ``model_context``, which our spaces do not support);
-* keeps every submitted model alive until its trial ends, so that its metric reaches the engine's
-  event callbacks (NNI's engine only keeps weak references);
-* reports the web UI address (:func:`web_ui_url`) through ``on_manager_started`` once the manager
-  answers.
+* runs :class:`KeepAliveEngine`: every submitted model is kept until its trial ends, so that its
+  metric reaches the engine's event callbacks (NNI's engine only keeps weak references), and a
+  resumed experiment (``srnas search --resume``) does not lose its engine to commands NNI's NAS
+  channel does not know;
+* points the manager at the index of experiments this process writes (the run's
+  ``nni-experiments/.experiment``, :func:`experiment_index_home`) instead of ``~/nni-experiments``;
+* refuses a port that is taken (:func:`check_port_free`, one line), and reports the web UI address
+  (:func:`web_ui_url`) through ``on_manager_started`` once the manager answers.
 
 The same preload keeps ``nnictl``'s manager on loopback: ``python -m srnas_nni.nni_engine
 [--host H] ARGS...`` runs ``nnictl ARGS...`` with it (see ``examples/nni/README.md``).
@@ -52,9 +56,11 @@ from nni.nas.execution import ModelEventType, TrainingServiceExecutionEngine  # 
 from nni.nas.experiment import NasExperimentConfig  # noqa: E402
 from nni.nas.experiment.config import SimplifiedModelFormatConfig, TrainingServiceEngineConfig  # noqa: E402
 from nni.nas.space import SimplifiedModelSpace  # noqa: E402
+from nni.runtime.tuner_command_channel import CommandType  # noqa: E402
 
 __all__ = ["DEFAULT_HOST", "PRELOAD", "nni_experiment_config", "web_ui_url", "is_loopback", "manager_environment",
-           "manager_bound_to", "manager_host", "NniManagerMixin", "FreezingModelSpace", "KeepAliveEngine"]
+           "manager_bound_to", "manager_host", "check_port_free", "experiment_index_home", "NniManagerMixin",
+           "FreezingModelSpace", "KeepAliveEngine"]
 
 _logger = logging.getLogger(__name__)
 
@@ -135,7 +141,9 @@ def manager_bound_to(host: str, *, home: str | os.PathLike | None = None) -> Ite
     """
     with _ENV_LOCK:
         variables = manager_environment(host, home=home)
-        saved = {name: os.environ.get(name) for name in (*variables, PREVIOUS_VARIABLE)}
+        saved = {name: os.environ.get(name) for name in (*variables, PREVIOUS_VARIABLE, HOME_VARIABLE)}
+        for name in (PREVIOUS_VARIABLE, HOME_VARIABLE):  # stale values would reach the preload
+            os.environ.pop(name, None)
         os.environ.update(variables)
         try:
             yield
@@ -161,6 +169,20 @@ def experiment_index_home() -> Path | None:
         return None
     index_dir = Path(defaults[0])
     return index_dir.parent if index_dir.name == "nni-experiments" else None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """SRNASError (one line, naming ``experiment.port``) when ``host:port`` cannot be bound now."""
+    address = host.strip().strip("[]")
+    for candidate in dict.fromkeys([address, "127.0.0.1"] if not is_loopback(address) else [address]):
+        family = socket.AF_INET6 if ":" in candidate else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((candidate, int(port)))
+            except OSError as exc:
+                raise SRNASError(f"experiment.port: {candidate}:{port} is not available for NNI's manager "
+                                 f"({exc.strerror or exc}); choose another port") from None
 
 
 def manager_host(nas_config: NasExperimentConfig) -> str:
@@ -192,10 +214,6 @@ def nni_experiment_config(config: ExperimentConfig, run_dir: Path) -> NasExperim
     if not isinstance(platform, str):
         raise config.error("experiment.training_service.platform", f"{platform!r} must be a platform name, "
                                                                    "e.g. local or remote")
-    if platform != "local" and is_loopback(host):
-        raise config.error("experiment.host", f"{host!r}: the {platform} training service's workers connect back to "
-                                              "NNI's manager; set experiment.host to an address they can reach "
-                                              "(e.g. 0.0.0.0) and training_service.nniManagerIp to match")
     try:
         nas_config = NasExperimentConfig("ts", "simplified", training_service=service)
         nas_config.trial_concurrency = int(settings["trial_concurrency"])
@@ -206,6 +224,10 @@ def nni_experiment_config(config: ExperimentConfig, run_dir: Path) -> NasExperim
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise config.error("experiment.training_service", message) from None
+    if platform != "local" and is_loopback(host):
+        raise config.error("experiment.host", f"{host!r}: the {platform} training service's workers connect back to "
+                                              "NNI's manager; set experiment.host to an address they can reach "
+                                              "(e.g. 0.0.0.0) and training_service.nniManagerIp to match")
     setattr(nas_config, _HOST_ATTRIBUTE, host)
     if not is_loopback(host):
         _logger.warning("NNI's web UI and REST API will listen on %s:%s without authentication: anyone who can reach "
@@ -243,17 +265,38 @@ class FreezingModelSpace(SimplifiedModelSpace):
 # -- engine and experiment ------------------------------------------------------------------------
 
 
-class KeepAliveEngine(TrainingServiceExecutionEngine):
-    """NNI's training-service engine, holding each submitted model until its trial ends.
+_SKIPPED_COMMANDS = (CommandType.ImportData, CommandType.AddCustomizedTrialJob, CommandType.Ping)
 
-    NNI's engine keeps weak references only: a model the strategy does not keep is collected and its
-    metric is dropped ("the model has been garbage-collected") before any event callback sees it.
+
+class KeepAliveEngine(TrainingServiceExecutionEngine):
+    """NNI's training-service engine with two fixes for NNI 3.0.
+
+    * It holds each submitted model until its trial ends. NNI's engine keeps weak references only: a
+      model the strategy does not keep is collected and its metric dropped ("the model has been
+      garbage-collected") before any event callback sees it.
+    * It skips the manager's ``ImportData``/``AddCustomizedTrialJob`` commands, which a resumed
+      experiment sends to its "tuner" and NNI's NAS channel does not know: its listener thread dies
+      on them ("Unknown command type") and the engine hears nothing more. The engine finds the next
+      parameter id and the previous trials from the manager's database instead.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._alive: dict[int, Any] = {}
         self.register_model_event_callback(ModelEventType.TrainingEnd, self._release)
+        # Those commands come after the engine has answered Initialize; the listener thread looks the
+        # method up on every command, so replacing it on the instance now catches all of them.
+        channel = self._channel
+        receive_raw = channel._receive
+
+        def receive_known() -> Any:
+            while True:
+                command_type, data = receive_raw()
+                if command_type not in _SKIPPED_COMMANDS:
+                    return command_type, data
+                _logger.debug("engine: skipping the manager's %s command", command_type)
+
+        channel._receive = receive_known
 
     def submit_models(self, *models: Any) -> None:
         for model in models:
@@ -277,17 +320,32 @@ class NniManagerMixin:
     def _start_nni_manager(self, port: int, debug: bool, run_mode: RunMode = RunMode.Background,
                            tuner_command_channel: str | None = None, tags: list[str] | None = None) -> None:
         host = manager_host(self.config)  # type: ignore[attr-defined]
-        with manager_bound_to(host, home=experiment_index_home()):
-            super()._start_nni_manager(port, debug, run_mode, tuner_command_channel,  # type: ignore[misc]
-                                       list(tags or []))
+        check_port_free(host, port)
+        try:
+            with manager_bound_to(host, home=experiment_index_home()):
+                super()._start_nni_manager(port, debug, run_mode, tuner_command_channel,  # type: ignore[misc]
+                                           list(tags or []))
+        except OSError as exc:  # no node binary, not executable, ...
+            raise SRNASError(f"NNI's manager could not start: {exc}") from None
         self.web_ui = web_ui_url(host, port)
         if self.on_manager_started is not None:
             self.on_manager_started(self.web_ui)
 
     def execution_engine_factory(self, config: Any) -> Any:
-        if isinstance(config, TrainingServiceEngineConfig) and type(config) is TrainingServiceEngineConfig:
+        if type(config) is TrainingServiceEngineConfig:  # not CGO, which wraps the engine
             return KeepAliveEngine(self)
         return super().execution_engine_factory(config)  # type: ignore[misc]
+
+    def _send_space_to_nni_manager(self) -> None:
+        # The web UI's search space: every label as a choice (NNI's own conversion skips InputChoice labels,
+        # with a warning each).
+        from .spaces import SRModelSpace
+        from .strategies.encoding import SpaceEncoding
+
+        space = self.model_space  # type: ignore[attr-defined]
+        if not isinstance(space, SRModelSpace):
+            return super()._send_space_to_nni_manager()  # type: ignore[misc]
+        self.update_search_space(SpaceEncoding(space).legacy_search_space())  # type: ignore[attr-defined]
 
     def executable_model_factory(self, config: Any) -> Any:
         from .spaces import SRModelSpace
@@ -325,7 +383,8 @@ def _nnictl_main(argv: list[str] | None = None) -> int:
         print(f"warning: NNI's web UI will listen on {args.host} without authentication", file=sys.stderr)
     nnictl = Path(sys.executable).with_name("nnictl")
     command = [str(nnictl) if nnictl.exists() else "nnictl", *args.nnictl_args]
-    return subprocess.call(command, env={**os.environ, **variables})
+    environ = {k: v for k, v in os.environ.items() if k not in (PREVIOUS_VARIABLE, HOME_VARIABLE)}
+    return subprocess.call(command, env={**environ, **variables})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -220,10 +220,9 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
     try:
         port = int(config.experiment["port"])  # engine: nni (NNI's manager and web UI); ignored otherwise
         experiment.on_manager_started = lambda url: print(f"NNI web UI: {url}", flush=True)
-        if resume:
-            experiment.resume(port=port)
-        else:
-            experiment.run(port=port)
+        finished = experiment.resume(port=port) if resume else experiment.run(port=port)
+        if finished is None:  # NNI caught Ctrl-C itself and stopped the experiment: not a finished search
+            raise KeyboardInterrupt
         if one_shot:
             _record_one_shot_results(config, strategy, experiment.recorder, run_dir)
         status = "done"
