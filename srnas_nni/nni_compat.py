@@ -36,6 +36,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
     import nni  # noqa: E402
     import nni.nas.nn.pytorch  # noqa: E402,F401  (triggers the layer generation under the filter)
+    # Before anything imports nni.nas.oneshot: the other order is a circular import that NNI
+    # answers by replacing every one-shot strategy in nni.nas.strategy with a placeholder.
+    import nni.nas.strategy  # noqa: E402,F401
 
 __all__ = ["nni", "experiment_directory", "ExperimentStateSerializer", "quiet_console"]
 

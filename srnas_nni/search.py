@@ -100,23 +100,50 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
 
 
 class _Progress:
-    """Trials done/total, best PSNR, Pareto size, elapsed and estimated time (tqdm on stderr)."""
+    """Trials done/total, best PSNR, Pareto size, elapsed and estimated time, on stderr.
 
-    def __init__(self, total: int | None, enabled: bool, initial: int = 0):
+    ``mode``: ``"bar"`` (tqdm, for a terminal), ``"lines"`` (one line per trial, for logs and pipes)
+    or ``"off"``.
+    """
+
+    def __init__(self, total: int | None, mode: str, initial: int = 0):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=initial, unit="trial", file=sys.stderr, disable=not enabled,
+        self.mode, self.total, self.done = mode, total, initial
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=total, initial=initial, unit="trial", file=sys.stderr, disable=mode != "bar",
                         dynamic_ncols=True, desc="search")
+        self._initial = initial
 
     def update(self, study: optuna.Study, front_size: int) -> None:
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        best = max((t.values[0] for t in complete if t.user_attrs.get("source") != "shared_weights"), default=None)
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+                    and t.user_attrs.get("source") != "shared_weights"]
+        best = max((t.values[0] for t in complete), default=None)
+        summary = f"best PSNR {best:.3f} dB, Pareto {front_size}" if best is not None else "no complete trial yet"
+        self.done += 1
         self.bar.update(1)
-        self.bar.set_postfix_str(f"best PSNR {best:.3f} dB, Pareto {front_size}" if best is not None
-                                 else "no complete trial yet")
+        self.bar.set_postfix_str(summary)
+        if self.mode == "lines" and trials:
+            last = trials[-1]
+            elapsed = time.perf_counter() - self.started
+            what = (f"PSNR {last.values[0]:.3f} dB, {int(last.values[1]):,} params, {last.values[2] / 1e9:.2f}G"
+                    if last.values else f"failed ({last.user_attrs.get('fail_reason', 'no reason')})")
+            left = ""
+            if self.total and self.done > self._initial:
+                per_trial = elapsed / (self.done - self._initial)
+                left = f", ~{_clock(per_trial * max(0, self.total - self.done))} left"
+            total = f"/{self.total}" if self.total else ""
+            print(f"[{self.done}{total}] trial {last.number}: {what}; {summary}; {_clock(elapsed)} elapsed{left}",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _nni_config(config: ExperimentConfig, run_dir: Path, one_shot: bool) -> NasExperimentConfig:
@@ -205,7 +232,8 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
     atomic_write_json(run_dir / RUN_FILE, run_info)
     already = len(study.get_trials(deepcopy=False))
     total = None if one_shot else config.experiment["max_trials"]
-    bar = _Progress(total, sys.stderr.isatty() if progress is None else progress, initial=already)
+    mode = ("bar" if sys.stderr.isatty() else "lines") if progress is None or progress else "off"
+    bar = _Progress(total, mode, initial=already)
 
     def on_record(number: int, metrics: dict[str, Any]) -> None:
         front = write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,

@@ -12,7 +12,7 @@ from srnas_nni.errors import SRNASError
 from srnas_nni.nni_compat import nni  # noqa: F401
 from srnas_nni.spaces import load_space_preset
 from srnas_nni.spaces.base import SpaceCost, SRModelSpace
-from srnas_nni.strategies import check_compatible, get, load_strategy_preset
+from srnas_nni.strategies import get, load_strategy_preset
 from srnas_nni.strategies.differentiable import ExpectedCostPenalty, SkippingMixedInput, SkippingMixedLayer
 from srnas_nni.strategies.sparsestmax import SparsestMax
 
@@ -217,17 +217,12 @@ def test_zero_weight_exits_of_the_trilevel_path_are_not_computed():
 # ----------------------------------------------------------------------------------------------
 # End to end on the proxy spaces
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", STRATEGIES)
-@pytest.mark.parametrize("preset", PROXIES)
-def test_end_to_end_on_every_proxy_space(name, preset, image_folder, tmp_path):
-    space = load_space_preset(preset)
-    check_compatible(name, space)
-    reference = load_space_preset(preset)
+# (Every strategy on every proxy space runs in tests/test_strategy_matrix.py; HiNAS's decoder here.)
+def test_hinas_exports_a_feasible_width_path_of_non_zero_moves(image_folder, tmp_path):
+    space = load_space_preset("hinas-proxy")
+    reference = load_space_preset("hinas-proxy")
     torch.manual_seed(0)
-    options = {"penalty_weight": 0.1, "arch_learning_rate": 0.01}
-    if name == "sparsestmax_darts":
-        options.update(finetune_steps=1)
-    strategy = get(name, **options)
+    strategy = get("hinas", penalty_weight=0.1, arch_learning_rate=0.01)
     experiment = _run(space, strategy, image_folder, tmp_path, steps=3)
     try:
         sample = experiment.export_top_models(formatter="dict")[0]
@@ -235,27 +230,16 @@ def test_end_to_end_on_every_proxy_space(name, preset, image_folder, tmp_path):
         model = next(strategy.list_models())
     finally:
         experiment.stop()
-    assert set(sample) == set(reference.simplify())
     reference.check_sample(sample)
-    frozen = reference.freeze(sample)
-    out = frozen(torch.rand(1, 3, 8, 8))
-    assert out.shape == (1, 3, 8 * reference.scale, 8 * reference.scale)
     assert model.sample == sample
-    assert probs and all(math.isclose(sum(p.values()), 1.0, rel_tol=1e-4) or label.endswith("/inputs")
-                         for label, p in probs.items())
-    if preset == "hinas-proxy":
-        from srnas_nni.spaces.hinas import decode_width_path
+    from srnas_nni.spaces.hinas import decode_width_path
 
-        moves = [sample[f"outer/layer{i}/width"] for i in range(reference.num_layers)]
-        levels = decode_width_path(moves, len(reference.node_widths))
-        assert levels[0] in (0, 1) and all(abs(a - b) <= 1 for a, b in zip(levels, levels[1:]))
-        # Viterbi picks only moves with non-zero probability from the path's level.
-        source = 0
-        for i, level in enumerate(levels):
-            move = sample[f"outer/layer{i}/width"]
-            assert probs[f"outer/layer{i}/width"][move] > 0
-            source = level
-        assert source == levels[-1]
+    moves = [sample[f"outer/layer{i}/width"] for i in range(reference.num_layers)]
+    levels = decode_width_path(moves, len(reference.node_widths))
+    assert levels[0] in (0, 1) and all(abs(a - b) <= 1 for a, b in zip(levels, levels[1:]))
+    # Viterbi picks only moves with non-zero probability.
+    for i in range(len(levels)):
+        assert probs[f"outer/layer{i}/width"][sample[f"outer/layer{i}/width"]] > 0
 
 
 def test_sparsestmax_search_ends_one_hot_and_returns_the_fine_tuned_network(image_folder, tmp_path):

@@ -7,7 +7,6 @@ training batches and end with the same architecture parameters as an uninterrupt
 
 from __future__ import annotations
 
-import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 

@@ -101,12 +101,19 @@ def test_strategy_runs_end_to_end(name, space_name, image_folder, tmp_path):
     experiment.run()
     try:
         exported = experiment.export_top_models(formatter="dict")
+        probabilities = strategy.export_probabilities() if hasattr(strategy, "export_probabilities") else None
     finally:
         experiment.stop()
     assert exported, f"{name} on {space_name} exported nothing"
     fresh = load_space_preset(space_name)
     assert set(exported[0]) == set(fresh.simplify())
     fresh.freeze(exported[0])  # a valid architecture of the space
+    if probabilities is not None:  # one-shot strategies export their per-label distributions
+        assert set(probabilities) <= set(fresh.simplify()) and probabilities
+        for label, distribution in probabilities.items():
+            total = sum(distribution.values())
+            chosen = getattr(fresh.simplify()[label], "n_chosen", None) or 1
+            assert 0.999 <= total / chosen <= 1.001 or label.endswith("inputs"), (label, distribution)
     if not _is_one_shot(strategy):
         assert len(list(strategy.list_models(sort=False))) == 3
 
