@@ -153,3 +153,18 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(image_folder, 
     assert {t.number: t.user_attrs["architecture"] for t in trials[:len(before)]} == before  # nothing lost
     assert len(set(architectures)) == 6  # nothing evaluated twice
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_diverging_candidates_are_failed_trials_with_a_reason_and_the_search_goes_on(image_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    # A learning rate no network survives: every candidate's loss becomes NaN/inf.
+    assert main(["search", str(ROOT / "examples" / "deconas.yaml"), "--smoke", "--output-dir", str(run_dir),
+                 "--max-trials", "2", "--set", "evaluator.train.learning_rate=1.0e+12", "--set",
+                 "evaluator.train.steps=4", *_tiny(image_folder)]) == 0
+    trials = _study(run_dir).trials
+    assert len(trials) == 2  # both candidates were tried: one failure does not stop the search
+    for trial in trials:
+        assert trial.state == optuna.trial.TrialState.FAIL
+        assert "TrainingDivergedError" in trial.user_attrs["fail_reason"], trial.user_attrs
+        assert json.loads(trial.user_attrs["architecture"])
+    assert json.loads((run_dir / "pareto.json").read_text())["front"] == []

@@ -63,6 +63,7 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         checks = [
             ("steps", self.steps >= 0, "must be >= 0"),
@@ -78,6 +79,25 @@ class TrainConfig:
             if not ok:
                 raise SRNASError(f"train.{name} = {getattr(self, name)!r} {why}")
         get_loss(self.loss)
+
+    # Field name -> accepted types (a YAML file or --set can put any type anywhere).
+    _TYPES = {"steps": (int,), "batch_size": (int,), "patch_size": (int,), "learning_rate": (int, float),
+              "weight_decay": (int, float), "betas": (list, tuple), "loss": (str,), "schedule": (str,),
+              "step_size": (int,), "warmup_steps": (int,), "grad_clip": (int, float, type(None)),
+              "val_every": (int,), "checkpoint_every": (int,), "seed": (int,), "device": (str,), "amp": (bool,),
+              "augment": (bool,), "progress": (bool,)}
+
+    def _check_types(self) -> None:
+        for name, types in self._TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                expected = " or ".join(t.__name__ for t in types).replace("NoneType", "null")
+                raise SRNASError(f"train.{name} = {value!r} is {type(value).__name__}; expected {expected}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SRNASError(f"train.{name} = {value!r} is not a finite number")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                           for b in self.betas):
+            raise SRNASError(f"train.betas = {self.betas!r} must be two numbers in [0, 1)")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "TrainConfig":
