@@ -9,7 +9,7 @@ PY    := $(VENV)/bin/python
 SRNAS := $(VENV)/bin/srnas
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv demo test lint clean
+.PHONY: all venv demo test lint clean bench-quick
 
 all: test
 
@@ -33,6 +33,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Every benchmark script in its --quick mode (minutes on 2 CPU cores); tables in benchmarks/README.md.
+bench-quick: $(STAMP)
+	$(PY) benchmarks/cost_model.py --quick
+	$(PY) benchmarks/supernet_step.py --quick
+	$(PY) benchmarks/fidelity.py --quick
+	$(PY) benchmarks/throughput.py --quick
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet flake8 && $(PY) -m flake8 srnas_nni tests benchmarks

@@ -36,7 +36,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,9 +63,9 @@ def machine_description(device: torch.device) -> dict:
 
 
 def find_sets(root: Path) -> list[tuple[str, Path]]:
-    """``(name, folder)`` of each benchmark set under ``root``: its image-holding subfolders, sorted by
-    name, or ``root`` itself when it holds images directly. Empty when ``root`` is missing."""
-    from srnas_nni.evaluation.images import IMAGE_EXTENSIONS
+    """``(name, folder)`` of each benchmark set under ``root``: its image-holding subfolders in natural
+    order (Set5 before Set14), or ``root`` itself when it holds images directly. Empty when ``root`` is missing."""
+    from srnas_nni.evaluation.images import IMAGE_EXTENSIONS, natural_sort_key
 
     def holds_images(folder: Path) -> bool:
         return any(p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") for p in folder.iterdir())
@@ -75,7 +74,8 @@ def find_sets(root: Path) -> list[tuple[str, Path]]:
         return []
     if holds_images(root):
         return [(root.name, root)]
-    return [(p.name, p) for p in sorted(root.iterdir()) if p.is_dir() and holds_images(p)]
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_sort_key(p.name))
+    return [(p.name, p) for p in folders if holds_images(p)]
 
 
 def find_table_file(data: Path) -> Path | None:
@@ -205,7 +205,7 @@ def section_cost() -> list:
 
     table = presets()
     jobs = []
-    for name in list_models():
+    for name in sorted(list_models(), key=lambda n: (n in table, n)):  # baselines first
         if name in table:
             preset = table[name]
             scales = sorted(s for s in preset.published if s in preset.scales) or [preset.scales[0]]

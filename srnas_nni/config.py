@@ -62,8 +62,9 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
     return lambda v: None if v is None or v >= low else f"must be >= {low}"
 
 
-def _one_of(*choices: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+def _one_of(*choices: Any) -> Callable[[Any], str | None]:
+    names = ", ".join("null" if choice is None else str(choice) for choice in choices)
+    return lambda v: None if v in choices else f"must be one of {names}"
 
 
 def _hr_size(value: Any) -> str | None:
@@ -122,7 +123,7 @@ TOP_LEVEL: dict[str, Key] = {
     "evaluator": Key((dict,), {}),
     "experiment": Key((dict,), {}),
     "tracking": Key((dict,), {}),
-    "seed": Key(_INT, 0),
+    "seed": Key(_INT, 0, lambda v: None if 0 <= v < 2 ** 63 else "must be in 0..2**63-1 (a random seed)"),
     "output_dir": Key(_STR + (_NONE,), None),
     "description": Key(_STR + (_NONE,), None),
 }
@@ -139,6 +140,8 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 90m or 2h")
     if isinstance(value, (int, float)):
+        if abs(value) > 1e15:  # float() of a huge int overflows; no run lasts 30 million years
+            raise ValueError("must be a duration of at most 1e15 seconds")
         seconds = float(value)
     else:
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
@@ -294,7 +297,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>", check_data: 
     data = copy.deepcopy(data)
 
     def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(f"{source}: {key}: {message}")
+        return ConfigError(f"{source}: {_printable(key)}: {' '.join(str(message).splitlines())}")
 
     for key in data:
         if key not in TOP_LEVEL:
@@ -325,6 +328,19 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>", check_data: 
     return config
 
 
+def _printable(key: Any) -> str:
+    """A key path as one line: keys with newlines or other control characters are escaped."""
+    key = str(key)
+    return key if key.isprintable() else repr(key)[1:-1]
+
+
+def _check_string_keys(key: str, mapping: dict[str, Any], fail) -> None:
+    """Options passed on as keyword arguments must have string names (YAML also allows 1:, null:, ...)."""
+    for name in mapping:
+        if not isinstance(name, str):
+            raise fail(f"{key}.{name}", f"{name!r} is {type(name).__name__}; option names are strings")
+
+
 def _type_names(types: tuple[type, ...]) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
              list: "a list", type(None): "null"}
@@ -343,12 +359,18 @@ def _check_type(key: str, value: Any, spec: Key, fail) -> None:
             raise fail(key, f"{value!r} {problem}")
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
+
+
 def _resolve_space(config: ExperimentConfig, fail) -> None:
     from .presets import read_preset
     from .spaces import SPACE_PRESET_DIR, get as get_space, list_spaces
 
     raw = config.data["space"]
     entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
+    _check_string_keys("space", entry, fail)
     kwargs: dict[str, Any] = {}
     if "preset" in entry:
         preset = entry.pop("preset")
@@ -356,6 +378,8 @@ def _resolve_space(config: ExperimentConfig, fail) -> None:
             raise fail("space.preset", f"{preset!r} must be a preset name or path")
         try:
             preset_data, _ = read_preset(preset, SPACE_PRESET_DIR, kind="space", required_key="space")
+        except OSError as exc:  # e.g. a name too long for a file name
+            raise fail("space", f"preset {_short(preset)} cannot be read: {exc.strerror}") from None
         except SRNASError as exc:
             if isinstance(raw, str) and raw in list_spaces():  # a registered space at its defaults
                 preset_data = {"space": raw}
@@ -376,8 +400,8 @@ def _resolve_space(config: ExperimentConfig, fail) -> None:
     kwargs.update(entry)
     scale = config.evaluator["scale"]
     if scale is not None:
-        if "scale" in kwargs and int(kwargs["scale"]) != int(scale):
-            raise fail("evaluator.scale", f"{scale} contradicts the space's scale {kwargs['scale']} "
+        if "scale" in kwargs and kwargs["scale"] != scale:  # the space checks its own scale's type
+            raise fail("evaluator.scale", f"{scale} contradicts the space's scale {kwargs['scale']!r} "
                                           "(set one of them)")
         kwargs["scale"] = int(scale)
     try:
@@ -397,11 +421,14 @@ def _resolve_strategy(config: ExperimentConfig, fail) -> None:
 
     raw = config.data["strategy"]
     entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
+    _check_string_keys("strategy", entry, fail)
     options: dict[str, Any] = {}
     if "preset" in entry:
         preset = entry.pop("preset")
         try:
             preset_data, _ = read_preset(str(preset), STRATEGY_PRESET_DIR, kind="strategy", required_key="name")
+        except OSError as exc:  # e.g. a name too long for a file name
+            raise fail("strategy", f"preset {_short(preset)} cannot be read: {exc.strerror}") from None
         except SRNASError as exc:
             if isinstance(preset, str) and preset in list_strategies():  # a registered strategy at its defaults
                 preset_data = {"name": preset}
@@ -435,6 +462,9 @@ def _check_evaluator(config: ExperimentConfig, fail, check_data: bool) -> None:
     from .evaluation.trainer import TrainConfig
 
     evaluator = config.evaluator
+    for key in ("train", "supernet", "objective_options"):
+        _check_string_keys(f"evaluator.{key}", evaluator[key], fail)
+    _check_string_keys("experiment.training_service", config.experiment["training_service"], fail)
     try:
         TrainConfig.from_dict(evaluator["train"])
     except SRNASError as exc:
@@ -456,7 +486,13 @@ def _check_evaluator(config: ExperimentConfig, fail, check_data: bool) -> None:
     if check_data:
         for key in ("data", "val_data"):
             spec = evaluator[key]
-            if not spec.startswith("builtin") and not Path(spec).exists():
+            if spec.startswith("builtin"):
+                continue
+            try:
+                exists = Path(spec).exists()
+            except OSError as exc:  # e.g. a name too long for a file name
+                raise fail(f"evaluator.{key}", f"{_short(spec)}: {exc.strerror}") from None
+            if not exists:
                 raise fail(f"evaluator.{key}", f"{spec!r}: no such folder")
 
 

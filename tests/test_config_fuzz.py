@@ -15,6 +15,7 @@ import io
 import math
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -25,6 +26,17 @@ from srnas_nni.errors import SRNASError
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 EXAMPLE_DATA = {path.stem: yaml.safe_load(path.read_text()) for path in EXAMPLES}
 
+#: Paths worth setting even when an example lacks them (created with their parent mappings).
+KNOWN_PATHS = [
+    *[(key,) for key in TOP_LEVEL],
+    *[(section, key) for section, keys in SCHEMA.items() for key in keys],
+    *[("evaluator", budget, key) for budget in ("train", "supernet")
+      for key in ("steps", "batch_size", "patch_size", "learning_rate", "loss")],
+    ("evaluator", "objective_options", "lam"), ("experiment", "training_service", "platform"),
+    ("space", "preset"), ("space", "space"), ("space", "scale"), ("space", "channels"),
+    ("strategy", "name"), ("strategy", "preset"), ("strategy", "seed"), ("strategy", "population_size"),
+]
+
 #: Key paths an error may name although the input lacks them (a missing or a both-given key).
 SCHEMA_PATHS = (
     set(TOP_LEVEL)
@@ -32,7 +44,7 @@ SCHEMA_PATHS = (
     | {"space.preset", "space.space", "strategy.name", "strategy.preset"}
 )
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # -- values and mutations -------------------------------------------------------------------------
@@ -49,7 +61,8 @@ _strings = st.one_of(
                      "null", "psnr", "random", "nni", "dlsr-proxy", "../../etc/passwd.yaml"]),
 )
 _scalars = st.one_of(st.none(), st.booleans(), _numbers, _strings)
-_keys = st.one_of(st.text(min_size=1, max_size=8), st.integers(-3, 3), st.booleans(), st.none())
+_keys = st.one_of(st.text(min_size=1, max_size=8), st.integers(-3, 3), st.booleans(), st.none(),
+                  st.sampled_from(["a\nb", "tab\tkey", "ключ", "😀", "steps", "scale", "preset"]))
 _values = st.recursive(
     _scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
@@ -69,7 +82,18 @@ def _dict_paths(node, prefix=()):
 
 def _mutate(data: dict, draw) -> dict:
     paths = _dict_paths(data)
-    action = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
+    action = draw(st.sampled_from(["replace", "replace", "delete", "add", "set", "set"]))
+    if action == "set":
+        path = draw(st.sampled_from(KNOWN_PATHS))
+        node = data
+        for key in path[:-1]:
+            if isinstance(node.get(key), str) and key in ("space", "strategy"):
+                node[key] = {"preset": node[key]}
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = draw(_values)
+        return data
     if action == "add":
         parents = [()] + [path for path in paths if isinstance(_get(data, path), dict)]
         parent = _get(data, draw(st.sampled_from(parents)))
@@ -91,7 +115,9 @@ def _get(data, path):
 
 
 def _paths_named_by(data) -> set[str]:
-    return {".".join(str(key) for key in path) for path in _dict_paths(data)} | SCHEMA_PATHS
+    """Dotted key paths of ``data``, as written and with control characters escaped (as messages show them)."""
+    dotted = {".".join(str(key) for key in path) for path in _dict_paths(data)}
+    return dotted | {text if text.isprintable() else repr(text)[1:-1] for text in dotted} | SCHEMA_PATHS
 
 
 @st.composite
@@ -145,6 +171,7 @@ def test_mutated_examples_load_or_give_one_line_naming_the_key(tmp_path_factory,
         check_error(error, path, data, text)
     else:
         assert config.strategy_name and config.space_spec["space"]
+        assert load_config(path, smoke_run=True).experiment["max_trials"] <= 2  # a valid file also smoke-runs
 
 
 @settings(FUZZ, max_examples=12)
@@ -162,6 +189,34 @@ def test_cli_validate_exits_0_or_2_with_one_line(tmp_path_factory, case):
         assert len(lines) == 1 and lines[0].startswith(f"srnas: error: {path}: "), err.getvalue()
     else:
         assert err.getvalue() == ""
+
+
+BASE = {"space": "dlsr-proxy", "strategy": "random"}
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"evaluator": {"scale": 5}}, "evaluator.scale"),                        # was TypeError in the message
+    ({"experiment": {"max_duration": 10 ** 400}}, "experiment.max_duration"),  # was OverflowError
+    ({"evaluator": {"data": "x" * 5000}}, "evaluator.data"),                 # was OSError: name too long
+    ({"space": "x" * 5000}, "space"),
+    ({"strategy": {"preset": "x" * 5000}}, "strategy"),
+    ({"a\nb": 1}, "a\\nb"),                                                  # was a two-line message
+    ({"evaluator": {"supernet": {"a\nb": 2}}}, "evaluator.supernet.a\\nb"),
+    ({"evaluator": {"train": {1: 2, "steps": 3}}}, "evaluator.train.1"),     # was TypeError from sorted()
+    ({"evaluator": {"objective_options": {1: 2}}}, "evaluator.objective_options.1"),  # keywords must be str
+    ({"evaluator": {"scale": 3}, "space": {"preset": "dlsr-proxy", "scale": "abc"}}, "evaluator.scale"),
+    ({"evaluator": {"scale": 2}, "space": {"space": "dlsr", "scale": [2]}}, "evaluator.scale"),  # was int([2])
+    ({"space": {"preset": "dlsr-proxy", "channels": 2 ** 63}}, "space"),     # torch's message had a newline
+    ({"seed": -5}, "seed"),                                                  # numpy rejects it at run time
+    ({"seed": 10 ** 30}, "seed"),
+])
+def test_bugs_found_by_fuzzing_are_one_line_errors(tmp_path, patch, key):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **patch}, allow_unicode=True))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: {key}: "), message
 
 
 def test_the_checker_rejects_what_it_must():

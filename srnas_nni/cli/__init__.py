@@ -21,6 +21,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from typing import Sequence
 
 from ..errors import SRNASError
@@ -42,9 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Our own warnings (a skipped image, ...) as ``srnas: warning: ...`` lines; others as Python prints them."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("srnas_nni"):
+            print(f"srnas: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _one_line_warnings()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # NNI logs every experiment step at INFO, to stdout and to our handler

@@ -39,6 +39,32 @@ byte orders). Gray+alpha is decoded a second time as plain 4-byte ``RGBA`` to ge
 Multi-frame files (animated GIF/PNG/WebP, multi-page TIFF): the first frame. GIFs whose palette is
 all gray are opened by Pillow as ``L`` and so come back single-channel.
 
+Bad and unusual inputs, and what happens to them (``ImageReadError`` messages are one line,
+``<file>: <reason>``; a data set built with ``skip_bad=True`` skips such a file with a
+:class:`~srnas_nni.evaluation.data.SkippedImageWarning` instead; ``srnas evaluate`` prints
+``srnas: error: <message>`` and exits 2, or with ``--skip-bad`` measures the other images)::
+
+    input                                 behaviour
+    ------------------------------------  -----------------------------------------------------
+    missing path                          ImageReadError "no such file"
+    folder (even one named x.png)         ImageReadError "is a folder"; list_images ignores it
+    zero-byte file                        ImageReadError "file is empty (0 bytes)"
+    not an image (text, random bytes)     ImageReadError "not an image file (or a format ...)"
+      with an image extension
+    truncated PNG/JPEG (any length)       ImageReadError "cannot decode image data (...)":
+                                          decoded to the end here, never later in training
+    1x1 (or any) image smaller than the   read fine; the data set refuses it: ImageReadError
+      scale factor                        "image 1x1 is smaller than the scale factor 2"
+    image smaller than the training       read fine; PatchSampler: ImageReadError "image WxH is
+      patch                               smaller than the PxP training patch" (or skipped)
+    16-bit PNG/TIFF, gray or colour       uint8 by round(v / 257) (table above)
+    CMYK JPEG                             HxWx3 by Pillow's CMYK -> RGB
+    RGBA, palette (P, PA)                 HxWx3, alpha/transparency dropped, colours as stored
+    animated GIF/PNG/WebP, multi-page     the first frame
+    32-bit float (F), I outside 0..65535  ImageReadError (no defined 8-bit range)
+    folder with no image files            list_images: DatasetError "<folder>: no image files"
+    skip_bad and no file readable         DatasetError "<folder>: none of the N images is readable"
+
 :func:`list_images` lists a folder's images (:data:`IMAGE_EXTENSIONS`) in natural order;
 :func:`to_rgb` replicates a gray image into three channels for models that take RGB.
 """

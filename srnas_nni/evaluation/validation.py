@@ -8,15 +8,20 @@ Gray images are fed to the model replicated to RGB and measured on their single 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data import to_float_tensor, validation_batches
+from ..errors import DatasetError, ImageReadError
+from .data import SkippedImageWarning, to_float_tensor, validation_batches
 from .images import to_rgb
 from .metrics import sr_metrics
+
+#: Side of MATLAB's SSIM window: an image must keep this much after the border crop to be scored.
+SSIM_WINDOW = 11
 
 __all__ = ["ImageScore", "ValidationResult", "super_resolve", "to_uint8_image", "validate"]
 
@@ -77,6 +82,14 @@ def validate(model: nn.Module, dataset, *, device: torch.device | str = "cpu", c
         images = tqdm(images, total=len(dataset), desc="validate", leave=False)
     try:
         for image in images:
+            height, width = image.hr.shape[:2]
+            if min(height, width) - 2 * crop < SSIM_WINDOW:
+                reason = (f"image {width}x{height} is too small to score: SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} "
+                          f"pixels after the {crop}-pixel border crop")
+                if getattr(dataset, "skip_bad", False):
+                    warnings.warn(SkippedImageWarning(f"{image.name}: {reason}; skipped"), stacklevel=2)
+                    continue
+                raise ImageReadError(image.name, reason)
             with torch.no_grad():
                 sr = to_uint8_image(model(image.lr))
             if sr.shape[:2] != image.hr.shape[:2]:
@@ -88,6 +101,9 @@ def validate(model: nn.Module, dataset, *, device: torch.device | str = "cpu", c
             scores.append(ImageScore(image.name, float(m["psnr"]), float(m["ssim"]), float(m["psnr_rgb"])))
     finally:
         model.train(was_training)
+    if not scores:
+        raise DatasetError(f"no image of the {len(dataset)} in the validation set is large enough to score at "
+                           f"x{scale} with a {crop}-pixel crop")
     return ValidationResult(
         psnr=float(np.mean([s.psnr for s in scores])),
         ssim=float(np.mean([s.ssim for s in scores])),
