@@ -179,10 +179,20 @@ def test_cli_evaluate_image_too_small_for_ssim_is_one_line(tmp_path):
 def test_cli_skip_bad_leaves_out_an_image_too_small_to_score(tmp_path):
     folder = _folder_with(tmp_path, "tiny.png", lambda path: Image.fromarray(noise(10, 10)).save(path))
     Image.fromarray(noise(40, 48)).save(folder / "fine.png")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.warns(SkippedImageWarning, match="tiny.*too small to score"):
         status = main(["evaluate", "--model", "bicubic", "--data", str(folder), "--scale", "2", "--skip-bad",
                        "--json"])
     assert status == 0
     assert "tiny" not in [image["name"] for image in json.loads(out.getvalue())["images"]]
-    assert "srnas: warning:" in err.getvalue() and "tiny" in err.getvalue()
+
+
+def test_cli_prints_our_warnings_as_one_line_and_leaves_others_alone():
+    from srnas_nni.cli import _one_line_warnings
+
+    with _one_line_warnings():
+        ours = warnings.formatwarning(SkippedImageWarning("a.png: skipped"), SkippedImageWarning, "data.py", 9)
+        theirs = warnings.formatwarning(UserWarning("x"), UserWarning, "lib.py", 3)
+    assert ours == "srnas: warning: a.png: skipped\n"
+    assert theirs.startswith("lib.py:3: UserWarning: x")
+    assert warnings.formatwarning(UserWarning("y"), SkippedImageWarning, "f.py", 1).startswith("f.py:1:")

@@ -18,6 +18,7 @@ group is one more module in :data:`COMMAND_MODULES`. Errors in the input print o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -43,23 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warnings() -> None:
-    """Our own warnings (a skipped image, ...) as ``srnas: warning: ...`` lines; others as Python prints them."""
-    original = warnings.showwarning
+@contextlib.contextmanager
+def _one_line_warnings():
+    """While a command runs, our own warnings (a skipped image, ...) print as one ``srnas: warning: ...``
+    line; other warnings print as Python formats them. (Only the text changes: whoever records or
+    filters warnings still sees them all.)"""
+    original = warnings.formatwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def format_warning(message, category, filename, lineno, line=None):
         if category.__module__.startswith("srnas_nni"):
-            print(f"srnas: warning: {message}", file=sys.stderr if file is None else file)
-        else:
-            original(message, category, filename, lineno, file, line)
+            return f"srnas: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
 
-    warnings.showwarning = show
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _one_line_warnings()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # NNI logs every experiment step at INFO, to stdout and to our handler
@@ -70,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return int(args.handler(args) or 0)
+        with _one_line_warnings():
+            return int(args.handler(args) or 0)
     except SRNASError as exc:
         print(f"srnas: error: {exc}", file=sys.stderr)
         return 2
