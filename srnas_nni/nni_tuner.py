@@ -25,7 +25,8 @@ with warnings.catch_warnings():
     import nni  # noqa: E402
     from nni.tuner import Tuner  # noqa: E402
 
-__all__ = ["SAMPLERS", "METRIC_NAMES", "DIRECTIONS", "make_sampler", "make_study", "objective_values", "OptunaTuner",
+__all__ = ["SAMPLERS", "METRIC_NAMES", "DIRECTIONS", "make_sampler", "open_study", "make_study", "objective_values",
+           "OptunaTuner",
            "OptunaNSGA2Tuner", "OptunaNSGA3Tuner", "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
 
 #: Optuna samplers by name (the ``optuna`` strategy's names).
@@ -52,15 +53,21 @@ def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.s
         raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
 
 
-def make_study(sampler: str, seed: int | None, sampler_options: dict[str, Any], storage: str | None,
-               study_name: str) -> optuna.Study:
+def open_study(storage: str | None, study_name: str,
+               sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """The three-objective study (created, or loaded when ``storage`` holds it) with its metric names."""
     study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
-                                sampler=make_sampler(sampler, seed, **sampler_options))
+                                sampler=sampler)
     with warnings.catch_warnings():  # set_metric_names is marked experimental; relied on knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(METRIC_NAMES)
     return study
+
+
+def make_study(sampler: str, seed: int | None, sampler_options: dict[str, Any], storage: str | None,
+               study_name: str) -> optuna.Study:
+    """:func:`open_study` driven by the sampler named ``sampler`` (:data:`SAMPLERS`)."""
+    return open_study(storage, study_name, make_sampler(sampler, seed, **sampler_options))
 
 
 def objective_values(metric: Any) -> list[float] | None:

@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import optuna
 
 from .nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from .nni_tuner import DIRECTIONS, METRIC_NAMES, open_study
 from .runtime import atomic_write_json
 from .strategies.encoding import SpaceEncoding
-from .strategies.pareto import OBJECTIVES
 
 from nni.nas.execution import ModelEventType  # noqa: E402
 from nni.nas.space import ModelStatus  # noqa: E402
@@ -38,19 +37,7 @@ from nni.nas.space import ModelStatus  # noqa: E402
 __all__ = ["METRIC_NAMES", "DIRECTIONS", "open_study", "sample_key", "StudyRecorder", "pareto_front",
            "run_pareto_front", "write_pareto_file", "PARETO_FORMAT"]
 
-METRIC_NAMES = [key for key, _ in OBJECTIVES]
-DIRECTIONS = ["maximize" if direction == "max" else "minimize" for _, direction in OBJECTIVES]
 PARETO_FORMAT = "srnas-pareto/1"
-
-
-def open_study(storage: str, study_name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
-    """The run's study (created, or loaded when it exists): three objectives with their names."""
-    study = optuna.create_study(storage=storage, study_name=study_name, directions=DIRECTIONS, load_if_exists=True,
-                                sampler=sampler)
-    with warnings.catch_warnings():  # set_metric_names is marked experimental; relied on knowingly
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(METRIC_NAMES)
-    return study
 
 
 def sample_key(sample: dict[str, Any]) -> str:

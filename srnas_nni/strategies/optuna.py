@@ -17,65 +17,28 @@ persists and a restarted search continues it; in memory otherwise.
 
 from __future__ import annotations
 
-import math
 import pickle
 import time
-import warnings
 from typing import Any, Callable
 
 import optuna
 
-from ..errors import SRNASError
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+# The samplers, the study and the NNI HPO tuners live in a module that imports neither torch nor
+# NNI's NAS (NNI gives its tuner process 10 s to connect); the strategy shares them.
+from ..nni_tuner import (  # noqa: F401  (re-exported)
+    DIRECTIONS, METRIC_NAMES, SAMPLERS, OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner,
+    OptunaTPETuner, OptunaTuner, make_sampler, make_study, objective_values,
+)
 from . import register_strategy
 from .encoding import SpaceEncoding
-from .pareto import OBJECTIVES, ParetoArchiveMixin
+from .pareto import ParetoArchiveMixin
 
 from nni.nas.execution import ModelEventType  # noqa: E402
 from nni.nas.strategy import Strategy  # noqa: E402
 
 __all__ = ["SAMPLERS", "make_sampler", "make_study", "objective_values", "OptunaStrategy", "OptunaTuner",
            "OptunaNSGA2Tuner", "OptunaNSGA3Tuner", "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
-
-SAMPLERS = {
-    "nsga2": "NSGAIISampler",
-    "nsga3": "NSGAIIISampler",
-    "tpe": "TPESampler",
-    "gp": "GPSampler",
-    "random": "RandomSampler",
-}
-DIRECTIONS = ["maximize" if direction == "max" else "minimize" for _, direction in OBJECTIVES]
-METRIC_NAMES = [key for key, _ in OBJECTIVES]
-
-
-def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.samplers.BaseSampler:
-    if name not in SAMPLERS:
-        raise SRNASError(f"unknown Optuna sampler {name!r}; available: {', '.join(SAMPLERS)}")
-    cls = getattr(optuna.samplers, SAMPLERS[name])
-    try:
-        return cls(seed=seed, **options)
-    except TypeError as exc:
-        raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
-
-
-def make_study(sampler: str, seed: int | None, sampler_options: dict[str, Any], storage: str | None,
-               study_name: str) -> optuna.Study:
-    """The multi-objective study of a search: directions and metric names of :data:`OBJECTIVES`."""
-    study = optuna.create_study(study_name=study_name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
-                                sampler=make_sampler(sampler, seed, **sampler_options))
-    with warnings.catch_warnings():  # set_metric_names is marked experimental; we rely on it knowingly
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(METRIC_NAMES)
-    return study
-
-
-def objective_values(metric: Any) -> list[float] | None:
-    """``[psnr, params, multadds]`` from a reported metric dict; None if any is missing or not finite."""
-    metric = metric if isinstance(metric, dict) else {}
-    values = [metric.get(key) for key in METRIC_NAMES]
-    if any(v is None or not math.isfinite(float(v)) for v in values):
-        return None
-    return [float(v) for v in values]
 
 
 @register_strategy("optuna", options=("sampler", "seed", "sampler_options", "storage", "study_name"))
@@ -173,10 +136,3 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         # Trials left running by the interrupted process will never be told: they failed.
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-
-
-# The NNI HPO tuners live in a module that imports neither torch nor NNI's NAS (NNI gives its tuner
-# process 10 s to connect); they are re-exported here.
-from ..nni_tuner import (  # noqa: E402,F401
-    OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner, OptunaTPETuner, OptunaTuner,
-)
