@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import re
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from srnas_nni.runtime import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,14 +49,6 @@ QUICK = {"steps": 10, "batch_size": 4, "patch_size": 48, "max_gmacs": 100.0, "tr
          "val_sets": ["Set5"]}
 FULL = {"steps": 1000, "batch_size": 16, "patch_size": 96, "max_gmacs": None, "train_images": 0,
         "val_sets": ["Set5", "Set14"]}
-
-
-def machine_description(device: torch.device) -> dict:
-    """Where the figures were measured: platform, versions, device and torch threads."""
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-            "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "threads": torch.get_num_threads()}
 
 
 # --------------------------------------------------------------------------------------------

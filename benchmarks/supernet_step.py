@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -43,6 +42,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from srnas_nni.runtime import machine_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = {
@@ -171,9 +172,7 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.spaces[0], args.batch, args.patch, args.steps, args.warmup,
                                  args.device)))
         return
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-               "device": args.device, "cuda": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
-               "threads": torch.get_num_threads()}
+    machine = machine_description(args.device)
     RESULTS.mkdir(exist_ok=True)
     rows: list[dict] = []
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from srnas_nni.runtime import machine_description
 from scipy import ndimage
 from scipy.signal import convolve2d
 
@@ -41,14 +42,6 @@ COST_TARGET_MS = 10.0
 METRIC_TARGET_RATIO = 3.0
 QUICK = {"samples": 50, "images": 4, "size": 384, "repeats": 3}
 FULL = {"samples": 200, "images": 8, "size": 512, "repeats": 5}
-
-
-def machine_description(device: torch.device) -> dict:
-    """Where the figures were measured: platform, versions, device and torch threads."""
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-            "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "threads": torch.get_num_threads()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import torch
 
 from .errors import SRNASError
 
-__all__ = ["resolve_device", "seed_everything", "atomic_write_bytes", "atomic_write_json", "atomic_torch_save"]
+__all__ = ["resolve_device", "seed_everything", "atomic_write_bytes", "atomic_write_json", "atomic_torch_save",
+           "machine_description"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -92,3 +93,14 @@ def _json_default(value: Any):
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def machine_description(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Where figures were measured: platform, processor, Python and torch versions, device, torch threads."""
+    import platform
+
+    device = torch.device(device)
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "device": str(device),
+            "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads()}
