@@ -83,3 +83,29 @@ class TinySR(nn.Module):
 def tiny_model() -> TinySR:
     torch.manual_seed(0)
     return TinySR()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+#: NNI's bundled node binary (its manager runs on it).
+NNI_NODE_BINARY = Path(__import__("nni_node").__path__[0]) / "node"
+
+
+def nni_node_problem() -> str | None:
+    """Why NNI's manager cannot start on this machine, or None."""
+    import subprocess
+
+    if not NNI_NODE_BINARY.is_file():
+        return f"NNI's node binary is missing ({NNI_NODE_BINARY})"
+    try:
+        subprocess.run([str(NNI_NODE_BINARY), "--version"], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"NNI's node binary does not run: {exc}"
+    return None

@@ -22,28 +22,11 @@ from srnas_nni.nni_engine import (
     DEFAULT_HOST, PRELOAD, NniManagerMixin, manager_bound_to, manager_environment, nni_experiment_config, web_ui_url,
 )
 
-NNI_NODE = Path(__import__("nni_node").__path__[0])
-NODE = NNI_NODE / "node"
+from .conftest import NNI_NODE_BINARY, free_port, nni_node_problem
 
-
-def _node_works() -> str | None:
-    """Why NNI's manager cannot start here, or None."""
-    if not NODE.is_file():
-        return f"NNI's node binary is missing ({NODE})"
-    try:
-        subprocess.run([str(NODE), "--version"], check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"NNI's node binary does not run: {exc}"
-    return None
-
-
-needs_node = pytest.mark.skipif(_node_works() is not None, reason=str(_node_works()))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+NODE = NNI_NODE_BINARY
+_free_port = free_port
+needs_node = pytest.mark.skipif(nni_node_problem() is not None, reason=str(nni_node_problem()))
 
 
 def _non_loopback_address() -> str | None:

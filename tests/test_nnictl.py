@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,32 +18,22 @@ import yaml
 
 from srnas_nni.nni_engine import manager_environment
 from srnas_nni.nni_trial import search_space, trial_config
+from .conftest import NNI_NODE_BINARY, free_port, nni_node_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "nni"
 NNICTL = Path(sys.executable).with_name("nnictl")
-NODE = Path(__import__("nni_node").__path__[0]) / "node"
+NODE = NNI_NODE_BINARY
+_free_port = free_port
 
 
 def _why_not() -> str | None:
     if not NNICTL.exists():
         return f"nnictl not found beside {sys.executable}"
-    if not NODE.is_file():
-        return f"NNI's node binary is missing ({NODE})"
-    try:
-        subprocess.run([str(NODE), "--version"], check=True, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"NNI's node binary does not run: {exc}"
-    return None
+    return nni_node_problem()
 
 
 pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _nnictl_env(tmp_path: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from srnas_nni.cli import main
+from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -80,17 +80,11 @@ def test_pareto_csv_and_plot(image_folder, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_dashboard_serves_the_study_on_loopback(image_folder, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["search", str(ROOT / "examples" / "deconas.yaml"), "--smoke", "--output-dir", str(run_dir),
                  *_tiny(image_folder)]) == 0
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "dashboard", str(run_dir), "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

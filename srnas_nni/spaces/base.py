@@ -39,7 +39,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa:
 from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation  # noqa: E402
 
 __all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "DifferentiableChoice", "NNI_MODULE_PREFIX",
-           "frozen_copy"]
+           "frozen_copy", "plain_value"]
 
 #: Frozen models must hold no module whose class comes from here.
 NNI_MODULE_PREFIX = "nni."
@@ -96,10 +96,10 @@ class InputSelect(InputChoice):
         return SelectedInputs(self.choice.freeze(sample), self.reduction)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy scalars (what NNI's samplers draw) -> Python values, so samples survive JSON."""
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -265,7 +265,7 @@ class SRModelSpace(ModelSpace):
         state = random_state if random_state is not None else np.random.RandomState()
         for mutable in self.simplify().values():
             mutable.random(memo, state)
-        return {label: _plain(value) for label, value in memo.items()}
+        return {label: plain_value(value) for label, value in memo.items()}
 
     def controller_levels(self) -> dict[str, list[str]]:
         """The decisions grouped into the levels of a hierarchical controller, in controller order.

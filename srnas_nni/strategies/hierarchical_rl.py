@@ -98,6 +98,7 @@ from torch import nn
 
 from ..errors import SRNASError
 from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from ..spaces.base import plain_value
 from . import register_strategy
 from .pareto import ParetoArchiveMixin
 
@@ -170,17 +171,9 @@ def controller_levels_of(space: Any) -> list[tuple[str, list[tuple[str, Categori
     return [(name, [(label, decisions[label]) for label in labels]) for name, labels in grouped.items() if labels]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def sample_key(sample: Mapping[str, Any]) -> str:
     """A canonical string of a sample (input sets sorted), for de-duplication."""
-    canonical = {label: sorted(_plain(v), key=repr) if isinstance(v, (list, tuple)) else _plain(v)
+    canonical = {label: sorted(plain_value(v), key=repr) if isinstance(v, (list, tuple)) else plain_value(v)
                  for label, v in sample.items()}
     return json.dumps(canonical, sort_keys=True, default=repr)
 
@@ -380,8 +373,8 @@ class HierarchicalController(nn.Module):
             index = values.index(value)
         entropy = -(log_softmax.exp() * log_softmax).sum()
         embedding = policy.value_embeddings[str(position)].weight[index].unsqueeze(0)
-        dist = {_plain(v): float(p) for v, p in zip(values, log_softmax.exp().tolist())}
-        return embedding, _plain(values[index]), log_softmax[index], entropy, dist
+        dist = {plain_value(v): float(p) for v, p in zip(values, log_softmax.exp().tolist())}
+        return embedding, plain_value(values[index]), log_softmax[index], entropy, dist
 
     def _multiple(self, policy: _LevelPolicy, position: int, mutable: CategoricalMultiple, h, value, generator, greedy):
         config = self.config
@@ -407,7 +400,7 @@ class HierarchicalController(nn.Module):
             log_prob = torch.where(bits, log_on, log_off).sum()
             entropy = -(on * log_on + (1 - on) * log_off).sum()
             chosen = [int(i) for i in torch.nonzero(bits).flatten().tolist()]
-            dist = {_plain(v): float(p) for v, p in zip(values, on.tolist())}
+            dist = {plain_value(v): float(p) for v, p in zip(values, on.tolist())}
         else:
             k = int(mutable.n_chosen)
             log_softmax = torch.log_softmax(logits, dim=-1)
@@ -424,13 +417,13 @@ class HierarchicalController(nn.Module):
                     chosen.append(self._pick(torch.softmax(masked, dim=-1), generator, greedy))
             log_prob = _set_log_prob(log_softmax, chosen)
             entropy = -(log_softmax.exp() * log_softmax).sum()
-            dist = {_plain(v): float(p) for v, p in zip(values, log_softmax.exp().tolist())}
+            dist = {plain_value(v): float(p) for v, p in zip(values, log_softmax.exp().tolist())}
         chosen = sorted(chosen)
         if chosen:
             embedding = policy.candidate_embeddings.weight[chosen].mean(dim=0, keepdim=True)
         else:
             embedding = policy.empty_input
-        return embedding, [_plain(values[i]) for i in chosen], log_prob, entropy, dist
+        return embedding, [plain_value(values[i]) for i in chosen], log_prob, entropy, dist
 
 
 # ------------------------------------------------------------------------------------------------
@@ -489,7 +482,7 @@ class DeCoNASComplexityReward:
     def _alternatives(self, mutable: Any) -> list[Any]:
         values = list(mutable.values)
         if isinstance(mutable, Categorical):
-            return [_plain(v) for v in values]
+            return [plain_value(v) for v in values]
         if mutable.n_chosen is None:
             sizes = range(len(values) + 1)
         else:
@@ -497,7 +490,7 @@ class DeCoNASComplexityReward:
         options = []
         for size in sizes:
             for combo in itertools.combinations(values, size):
-                options.append([_plain(v) for v in combo])
+                options.append([plain_value(v) for v in combo])
                 if len(options) > self.max_alternatives:
                     return options[:1]
         return options
