@@ -36,6 +36,7 @@ SAMPLERS = {
     "tpe": "TPESampler",
     "gp": "GPSampler",
     "random": "RandomSampler",
+    "evolution": "RegularizedEvolutionSampler",  # ours (evolution_sampler): NNI's aging evolution on a study
 }
 #: The study's objectives, as :data:`srnas_nni.strategies.pareto.OBJECTIVES` (a test keeps them equal).
 METRIC_NAMES = ["psnr", "params", "multadds"]
@@ -46,10 +47,13 @@ def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.s
     """An Optuna sampler by name (:data:`SAMPLERS`); SRNASError for an unknown name or bad options."""
     if name not in SAMPLERS:
         raise SRNASError(f"unknown Optuna sampler {name!r}; available: {', '.join(SAMPLERS)}")
-    cls = getattr(optuna.samplers, SAMPLERS[name])
+    if name == "evolution":
+        from .evolution_sampler import RegularizedEvolutionSampler as cls
+    else:
+        cls = getattr(optuna.samplers, SAMPLERS[name])
     try:
         return cls(seed=seed, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
 
 
@@ -211,7 +215,7 @@ def _user_attributes(metric: dict[str, Any], trial_job_id: Any) -> dict[str, Any
         attrs["nni_trial"] = str(trial_job_id)
     if isinstance(metric.get("architecture"), dict):
         attrs["architecture"] = json.dumps(metric["architecture"], sort_keys=True)
-    for key in ("ssim", "psnr_rgb", "train_seconds", "steps", "scale"):
+    for key in ("ssim", "psnr_rgb", "train_seconds", "steps", "scale", "default"):
         value = metric.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             attrs[key] = value

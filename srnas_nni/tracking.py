@@ -132,7 +132,7 @@ class StudyRecorder:
         metrics = metrics if isinstance(metrics, dict) else {}
         attrs: dict[str, Any] = {**self.common, "architecture": json.dumps(sample, sort_keys=True),
                                  "source": source, "nni_trial": None if nni_trial is None else str(nni_trial)}
-        for key in ("ssim", "psnr_rgb", "train_seconds", "steps"):
+        for key in ("ssim", "psnr_rgb", "train_seconds", "steps", "default"):  # default: the scalarised objective
             value = _finite(metrics.get(key))
             if value is not None:
                 attrs[key] = value

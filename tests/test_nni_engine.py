@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -78,6 +79,21 @@ def test_remote_training_service_is_passed_through(tmp_path, image_folder, caplo
     with pytest.raises(ConfigError, match="experiment.host.*connect back") as error:
         nni_experiment_config(_config(tmp_path, image_folder, training_service=service), tmp_path)
     assert "\n" not in str(error.value)
+
+
+def test_remote_example_is_valid_and_reaches_nni_unchanged(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "nni" / "search-remote.yaml"
+    data = yaml.safe_load(example.read_text())
+    key = tmp_path / "id_ed25519"  # the example's key lives on the user's machine
+    key.write_text("not a real key")
+    for machine in data["experiment"]["training_service"]["machineList"]:
+        machine["sshKeyFile"] = str(key)
+    data["output_dir"] = str(tmp_path / "run")
+    config = parse_config(data, source=str(example), check_data=False)  # its data paths are on the workers
+    service = nni_experiment_config(config, tmp_path).json()["trainingService"]
+    assert service["platform"] == "remote" and [m["host"] for m in service["machineList"]] == [
+        m["host"] for m in data["experiment"]["training_service"]["machineList"]]
+    assert service["reuseMode"] is True and service["machineList"][0]["maxTrialNumberPerGpu"] == 1
 
 
 @pytest.mark.parametrize("service, message", [
@@ -200,6 +216,13 @@ def test_search_with_nni_engine_fills_the_study_on_loopback(tmp_path, image_fold
         experiments = run_dir / "nni-experiments"
         assert (experiments / ".experiment").is_file()  # NNI's index (Python's and the manager's) under the run
         assert not any("ERROR" in log.read_text() for log in experiments.glob("*/log/nnimanager.log"))
+        # trial_concurrency 2 on the local training service: the two trials ran at the same time.
+        with sqlite3.connect(experiments / info["experiment_id"] / "db" / "nni.sqlite") as connection:
+            events = connection.execute("SELECT trialJobId, event, timestamp FROM TrialJobEvent").fetchall()
+        started = {job: ts for job, event, ts in events if event == "RUNNING"}
+        ended = {job: ts for job, event, ts in events if event in ("SUCCEEDED", "FAILED", "USER_CANCELED")}
+        assert len(started) == 2 and set(ended) == set(started), events
+        assert max(started.values()) < min(ended.values()), f"the trials did not overlap: {events}"
         assert len(seen["pids"]) >= 2  # the manager and what it started
     finally:
         stop.set()

@@ -1,5 +1,5 @@
 """``srnas search`` end to end: every example as a tiny run, the study it leaves, the dashboard on it,
-and a search killed with SIGKILL then resumed without losing or repeating a trial."""
+and a search killed with SIGKILL at several moments, resumed each time, without losing or repeating a trial."""
 
 from __future__ import annotations
 
@@ -112,41 +112,60 @@ def test_dashboard_serves_the_study_on_loopback(image_folder, tmp_path, capsys):
             process.wait()
 
 
-def test_killed_search_resumes_without_losing_or_repeating_trials(image_folder, tmp_path):
+def _finished(run_dir: Path) -> list:
+    if not ((run_dir / "run.json").is_file() and (run_dir / "study.db").is_file()):
+        return []
+    try:
+        return [t for t in _study(run_dir).trials if t.state.is_finished()]
+    except (KeyError, json.JSONDecodeError):  # the study or run.json not written yet
+        return []
+
+
+@pytest.mark.slow
+def test_search_killed_at_random_moments_resumes_without_losing_or_repeating_trials(image_folder, tmp_path):
+    """SIGKILL three times, each at a random moment after one more trial (mid-trial, mid-checkpoint, ...)."""
+    import random
+
+    planned, kills = 8, 3
+    rng = random.Random(20261122)
     experiment = tmp_path / "killme.yaml"
     experiment.write_text(yaml.safe_dump({
-        "space": "deconas-proxy", "strategy": {"name": "random", "seed": 1},
+        "space": "deconas-proxy", "strategy": {"name": "evolution", "seed": 1, "population_size": 3,
+                                               "sample_size": 2},
         "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
                       "train": {"steps": 3, "batch_size": 2, "patch_size": 16}},
-        "experiment": {"max_trials": 6}, "output_dir": str(tmp_path / "run"),
+        "experiment": {"max_trials": planned}, "output_dir": str(tmp_path / "run"),
     }))
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "search", str(experiment), "--no-progress"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if (run_dir / "run.json").is_file() and (run_dir / "study.db").is_file():
-                done = [t for t in _study(run_dir).trials if t.state.is_finished()]
-                if len(done) >= 2:
-                    break
-            assert process.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("no two trials within 120 s")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    before = {t.number: t.user_attrs["architecture"] for t in _study(run_dir).trials}
-    assert 2 <= len(before) < 6
+    seen: dict[int, str] = {}
+    for kill in range(kills):
+        command = ["--resume", str(run_dir)] if kill else [str(experiment)]
+        process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "search", *command, "--no-progress"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        target = len(seen) + 1
+        try:
+            deadline = time.time() + 180
+            while len(_finished(run_dir)) < target:
+                assert time.time() < deadline, f"no trial {target} within 180 s"
+                assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+                time.sleep(0.1)
+            time.sleep(rng.uniform(0.0, 2.0))  # somewhere in the next trial, its recording or checkpoint
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        now = {t.number: t.user_attrs["architecture"] for t in _finished(run_dir)}
+        assert {n: now[n] for n in seen} == seen, "a recorded trial was lost or changed"
+        assert len(now) < planned, "the search ended before this kill; raise max_trials"
+        seen = now
     assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
     trials = _study(run_dir).trials
-    architectures = [t.user_attrs["architecture"] for t in trials]
-    assert len(trials) == 6  # the planned number, not more
-    assert {t.number: t.user_attrs["architecture"] for t in trials[:len(before)]} == before  # nothing lost
-    assert len(set(architectures)) == 6  # nothing evaluated twice
+    assert len(trials) == planned  # the planned number, not more
+    assert {t.number: t.user_attrs["architecture"] for t in trials[:len(seen)]} == seen  # nothing lost
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    architectures = [t.user_attrs["architecture"] for t in trials]
+    assert len(set(architectures)) == planned  # nothing evaluated twice: evolution's dedup state survived
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
 
 
 def test_diverging_candidates_are_failed_trials_with_a_reason_and_the_search_goes_on(image_folder, tmp_path):

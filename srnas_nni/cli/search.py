@@ -1,4 +1,4 @@
-"""``srnas validate``, ``search``, ``dashboard``, ``pareto`` and ``plot``: experiment files and their runs."""
+"""``srnas validate``, ``search``, ``worker``, ``dashboard``, ``pareto``, ``plot``: experiment files and their runs."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ def register(sub) -> None:
     p.add_argument("--smoke", action="store_true", help="shrink every budget: checks a set-up in under a minute")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_search)
+
+    p = sub.add_parser("worker", help="join a shared study: one of many processes evaluating one search",
+                       description="Evaluate architectures of the experiment file's study in a shared Optuna storage "
+                                   "(any SQLAlchemy URL) until its planned trials are done. Start as many workers as "
+                                   "you like, on any machines; a dead worker's trial is re-queued after its heartbeat "
+                                   "stops. Strategies: the Optuna samplers, random, evolution.")
+    p.add_argument("file", help="experiment YAML (the same file on every worker)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="shared study storage, e.g. postgresql://user@host/db (default: tracking.storage, else the "
+                        "run folder's sqlite file, for workers on one machine)")
+    p.add_argument("--worker-id", default=None, help="name in the study (default HOST-PID); also seeds the sampler")
+    p.add_argument("--heartbeat", type=positive_int, default=10, metavar="SECONDS",
+                   help="heartbeat interval of a running trial (default 10)")
+    p.add_argument("--grace", type=positive_int, default=None, metavar="SECONDS",
+                   help="a trial silent this long belonged to a dead worker and is re-queued (default 3 x heartbeat)")
+    p.add_argument("--max-retry", type=positive_int, default=3, help="re-queues per architecture (default 3)")
+    _add_override_options(p)
+    p.set_defaults(handler=_cmd_worker)
 
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for a run (127.0.0.1 by default)",
                        description="Start optuna-dashboard on a run's study storage and print its URL; Ctrl-C stops "
@@ -106,6 +124,27 @@ def _cmd_search(args) -> int:
     print(f"\nrun directory: {result.run_dir}")
     print(f"Pareto front:  srnas pareto {result.run_dir}   plot: srnas plot {result.run_dir}")
     print(f"dashboard:     srnas dashboard {result.run_dir}")
+    return 0
+
+
+def _cmd_worker(args) -> int:
+    from ..config import load_config
+    from ..worker import run_worker
+
+    overrides = _overrides(args)
+    if args.storage is not None:
+        overrides.append(f"tracking.storage={json.dumps(args.storage)}")
+    config = load_config(args.file, overrides)
+    try:
+        result = run_worker(config, storage=args.storage, worker_id=args.worker_id, heartbeat_interval=args.heartbeat,
+                            grace_period=args.grace, max_retry=args.max_retry)
+    except KeyboardInterrupt:
+        print("worker stopped; its trial went back to the study", flush=True)
+        return 130
+    planned = result.planned if result.planned is not None else "unbounded"
+    print(f"{result.worker_id}: {result.evaluated} evaluated, {result.failed} failed, {result.handed_back} handed back "
+          f"in {result.seconds:.0f} s; the study has {result.complete} complete of {planned} planned")
+    print(f"Pareto front: srnas pareto {config.output_dir}   dashboard: srnas dashboard {config.output_dir}")
     return 0
 
 

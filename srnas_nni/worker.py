@@ -1,0 +1,417 @@
+"""Many workers, one search: processes on any number of machines evaluating architectures of one Optuna study.
+
+``srnas worker FILE --storage URL`` is :func:`run_worker`. Every worker reads the same experiment file,
+opens the same study in a shared storage (any SQLAlchemy URL: ``postgresql://``, ``mysql://``,
+``sqlite:///`` for workers on one machine) and loops: ask the study for an architecture, train and
+validate it within ``evaluator.train``, tell the three objectives (or a failure with its reason). The
+sampler reads the whole study, so every worker proposes from everything any worker has learned. Strategies
+that can work this way: the Optuna samplers (``nsga2``, ``nsga3``, ``optuna_tpe``, ``gp``,
+``optuna_random``), ``random`` and ``evolution`` (aging evolution with the study as the population,
+:class:`~srnas_nni.evolution_sampler.RegularizedEvolutionSampler`). Strategies that keep their search
+state in one process (the RL controller, one-shot supernets, NNI's TPE and grid) are refused by name.
+
+Exactly ``experiment.max_trials`` architectures are planned, whatever the number of workers:
+
+* a worker admits a new trial only while holding the study's *admission lock* (a PostgreSQL advisory
+  lock, a MySQL named lock, or a file lock beside an SQLite database), under which it counts the planned
+  trials and asks, so concurrent workers cannot overshoot;
+* a running trial's worker records a heartbeat every ``heartbeat_interval`` seconds (Optuna's RDB
+  heartbeat); a trial whose heartbeat is older than ``grace_period`` belonged to a dead worker: the next
+  worker to ask fails it (:func:`optuna.storages.fail_stale_trials`) and Optuna's
+  ``RetryHeartbeatStaleTrialCallback`` re-queues its architecture as a ``WAITING`` trial, which the next
+  ask takes first. The stale trial stays ``FAIL`` and is not counted as planned; its retry is;
+* a worker stopped by Ctrl-C or SIGTERM fails its trial with the reason and re-queues it the same way;
+* a worker whose own trial was declared stale (it stalled longer than the grace period) cannot tell it
+  any more: the retry is the one that counts, so no architecture is completed twice;
+* when every planned trial is finished, the workers exit.
+
+Each worker keeps trained candidates under ``<output_dir>/models`` and rewrites ``pareto.json``; the first
+worker writes ``run.json`` there, so ``srnas pareto``, ``plot``, ``dashboard`` and ``export`` work on the
+folder (or ``optuna-dashboard URL`` on the storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from .config import ExperimentConfig, parse_duration
+from .errors import SRNASError
+from .nni_tuner import make_sampler, objective_values, open_study
+from .runtime import atomic_write_bytes, atomic_write_json
+
+__all__ = ["WorkerResult", "run_worker", "worker_sampler", "AdmissionLock", "SHAREABLE_STRATEGIES"]
+
+#: Strategies whose whole state is the study (plus a sampler's random generator).
+SHAREABLE_STRATEGIES = ("optuna", "random", "evolution")
+
+
+@dataclass
+class WorkerResult:
+    worker_id: str
+    evaluated: int
+    failed: int
+    handed_back: int
+    seconds: float
+    planned: int | None
+    complete: int
+
+
+class WorkerStopped(Exception):
+    """SIGTERM (or SIGINT) reached a worker: its running trial is handed back to the study."""
+
+
+# -- the sampler ----------------------------------------------------------------------------------
+
+
+def worker_sampler(config: ExperimentConfig, worker_id: str) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler the configured strategy becomes in a worker, seeded per worker.
+
+    Seeds differ per worker (so workers do not propose the same architectures) and are reproducible
+    for the same worker id. A strategy that cannot share its state through a study is a ConfigError.
+    """
+    name, options = config.strategy_name, dict(config.strategy_options)
+    base_seed = options.get("seed")
+    base_seed = config.seed if base_seed is None else int(base_seed)
+    seed = (base_seed * 1_000_003 + zlib.crc32(worker_id.encode())) % 2 ** 32
+    if name == "optuna":
+        return make_sampler(options.get("sampler", "nsga2"), seed, **dict(options.get("sampler_options") or {}))
+    if name == "random":
+        return make_sampler("random", seed)
+    if name == "evolution":
+        keys = ("population_size", "sample_size", "mutation_prob", "crossover", "dedup")
+        return make_sampler("evolution", seed, **{k: options[k] for k in keys if k in options})
+    raise config.error("strategy", f"{name!r} keeps its search state in one process and cannot run as workers on "
+                                   f"a shared study; workers can run the Optuna samplers (nsga2, nsga3, optuna_tpe, "
+                                   f"gp, optuna_random), random and evolution")
+
+
+# -- the admission lock ---------------------------------------------------------------------------
+
+
+class AdmissionLock:
+    """A lock shared by every worker of one study, held while a worker counts planned trials and asks.
+
+    PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: ``flock`` on a file beside
+    the database. Each is released by the server or the kernel when its holder dies, so a killed worker
+    never blocks the others. Other back-ends get no lock (a warning says so): concurrent workers may then
+    start up to (workers - 1) trials more than planned.
+    """
+
+    def __init__(self, storage_url: str, study_name: str):
+        from sqlalchemy.engine import make_url
+
+        url = make_url(storage_url)
+        self.backend = url.get_backend_name()
+        self.key = int.from_bytes(hashlib.sha1(f"srnas-nni:{study_name}".encode()).digest()[:8], "big") >> 1
+        self.name = f"srnas-nni:{hashlib.sha1(study_name.encode()).hexdigest()[:40]}"
+        self._engine = None
+        self._path: Path | None = None
+        if self.backend == "sqlite":
+            database = url.database or ""
+            if database and database != ":memory:":
+                self._path = Path(database).with_name(Path(database).name + ".lock")
+        elif self.backend in ("postgresql", "mysql", "mariadb"):
+            from sqlalchemy import create_engine
+            from sqlalchemy.pool import NullPool
+
+            self._engine = create_engine(storage_url, poolclass=NullPool)
+        else:
+            warnings.warn(f"no admission lock for {self.backend!r} storage: concurrent workers may start a few "
+                          f"trials more than experiment.max_trials", stacklevel=2)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._path, "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        if self._engine is None:
+            yield
+            return
+        from sqlalchemy import text
+
+        with self._engine.connect() as connection:
+            if self.backend == "postgresql":
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+                release = (text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            else:
+                connection.execute(text("SELECT GET_LOCK(:name, -1)"), {"name": self.name})
+                release = (text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
+            try:
+                yield
+            finally:
+                connection.execute(*release)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+# -- the worker -----------------------------------------------------------------------------------
+
+
+def _storage(url: str, heartbeat_interval: int, grace_period: int, max_retry: int | None):
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 120}}  # several processes write one file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                          grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+
+
+def _retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of trials that were re-queued (their retry carries the architecture on)."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", [])}
+
+
+class _Heartbeat:
+    """Records a trial's heartbeat every ``interval`` seconds in a thread, while the trial runs."""
+
+    def __init__(self, storage, trial_id: int, interval: float):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # a database hiccup: the next beat tries again; the grace period allows for it
+                pass
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_id: str | None = None,
+               heartbeat_interval: int = 10, grace_period: int | None = None, max_retry: int | None = 3,
+               poll_interval: float | None = None, log: Callable[[str], None] | None = None) -> WorkerResult:
+    """Evaluate architectures of the shared study until every planned trial is finished (module docstring).
+
+    ``storage`` (default: ``tracking.storage``, else the run folder's SQLite file) is the shared study's
+    URL; ``heartbeat_interval``/``grace_period`` (seconds; grace default 3 x interval) decide when a
+    silent worker's trial is re-queued, at most ``max_retry`` times per architecture (None: always).
+    """
+    from .evaluation.evaluator import evaluate_sr_model
+    from .search import CONFIG_FILE, RUN_FILE, _trial_arguments
+    from .strategies.encoding import SpaceEncoding
+    from .tracking import StudyRecorder, write_pareto_file
+
+    if heartbeat_interval < 1:
+        raise SRNASError(f"--heartbeat must be at least 1 second, got {heartbeat_interval}")
+    grace_period = 3 * heartbeat_interval if grace_period is None else int(grace_period)
+    if grace_period <= heartbeat_interval:
+        raise SRNASError(f"--grace ({grace_period} s) must be longer than --heartbeat ({heartbeat_interval} s)")
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    url = storage or config.storage_url()
+    max_trials = config.experiment["max_trials"]
+    duration = parse_duration(config.experiment["max_duration"])
+    if max_trials is None and duration is None:
+        raise config.error("experiment.max_trials", "workers need experiment.max_trials or max_duration to stop")
+    poll_interval = poll_interval or min(2.0, heartbeat_interval / 2)
+    sampler = worker_sampler(config, worker_id)
+    started = time.perf_counter()
+    deadline = None if duration is None else started + duration
+
+    space = config.build_space()
+    encoding = SpaceEncoding(space)
+    distributions = {label: optuna.distributions.CategoricalDistribution(values)
+                     for label, values in encoding.choices.items()}
+    lock = AdmissionLock(url, config.study_name)
+    with lock.held():  # the first worker creates the tables and the study; the others wait and load them
+        rdb = _storage(url, heartbeat_interval, grace_period, max_retry)
+        study = open_study(rdb, config.study_name, sampler)
+    run_dir = config.output_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_run_files(run_dir / RUN_FILE, run_dir / CONFIG_FILE, config, url)
+    recorder = StudyRecorder(study, space, strategy=config.strategy_name, space_name=config.space_spec["space"],
+                             scale=config.scale)
+    arguments = _trial_arguments(config, run_dir)
+    counts = {"evaluated": 0, "failed": 0, "handed_back": 0}
+
+    def on_sigterm(signum, frame):
+        raise WorkerStopped(signal.Signals(signum).name)
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    log(f"[{worker_id}] joined study {config.study_name!r} in {_redact(url)}: {config.strategy_name} on "
+        f"{config.space_spec['space']} x{config.scale}, {max_trials or 'unbounded'} planned trials")
+    try:
+        while True:
+            out_of_time = deadline is not None and time.perf_counter() > deadline
+            with lock.held():
+                trial, finished = _admit(study, distributions, worker_id, max_trials, out_of_time, grace_period)
+            if trial is None:
+                if finished:
+                    break
+                time.sleep(poll_interval)  # others are still running the last trials; one may die and need us
+                continue
+            _evaluate(trial, study, encoding, space, recorder, arguments, evaluate_sr_model, worker_id,
+                      heartbeat_interval, counts, log)
+            write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
+                              strategy=config.strategy_name)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+        lock.close()
+    trials = study.get_trials(deepcopy=False)
+    return WorkerResult(worker_id=worker_id, evaluated=counts["evaluated"], failed=counts["failed"],
+                        handed_back=counts["handed_back"], seconds=time.perf_counter() - started,
+                        planned=max_trials, complete=sum(t.state == TrialState.COMPLETE for t in trials))
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _write_run_files(run_file: Path, config_file: Path, config: ExperimentConfig, url: str) -> None:
+    """``run.json`` and ``experiment.yaml`` of the folder, written by the first worker only."""
+    if run_file.exists():
+        return
+    if not config_file.exists():
+        atomic_write_bytes(config_file, config.to_yaml().encode())
+    atomic_write_json(run_file, {"status": "workers", "strategy": config.strategy_name, "space": config.space_spec,
+                                 "study_name": config.study_name, "storage": url, "one_shot": False,
+                                 "source": config.source})
+
+
+def _admit(study: optuna.Study, distributions: dict[str, Any], worker_id: str, max_trials: int | None,
+           out_of_time: bool, grace_period: int) -> tuple[optuna.trial.Trial | None, bool]:
+    """Under the admission lock: fail stale trials (re-queueing them), then ask if a trial is due.
+
+    Returns ``(trial, finished)``: a trial to evaluate, or None and whether the search is over.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    _fail_orphans(study, trials, grace_period)
+    trials = study.get_trials(deepcopy=False)
+    retried = _retried_numbers(trials)
+    waiting = any(t.state == TrialState.WAITING for t in trials)
+    planned = sum(t.number not in retried for t in trials)
+    if waiting or (not out_of_time and (max_trials is None or planned < max_trials)):
+        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); ours beat themselves
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
+            trial = study.ask(distributions)
+        study._storage.record_heartbeat(trial._trial_id)
+        trial.set_user_attr("worker", worker_id)
+        return trial, False
+    return None, not any(t.state == TrialState.RUNNING for t in trials)
+
+
+def _fail_orphans(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], grace_period: int) -> None:
+    """Running trials with no worker recorded, older than the grace period, and re-queue them.
+
+    A worker asks, records the first heartbeat and its id under the admission lock; one killed inside
+    that instant leaves a running trial with no heartbeat, which Optuna's staleness check never sees.
+    """
+    now = time.time()
+    for trial in trials:
+        started = trial.datetime_start.timestamp() if trial.datetime_start else now
+        if trial.state == TrialState.RUNNING and "worker" not in trial.user_attrs and now - started > grace_period:
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            _requeue(study, trial)
+
+
+def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
+              counts, log) -> None:
+    sample = encoding.decode(trial.params)
+    retry_of = study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    label = f"trial {trial.number}" + (f" (retry of {retry_of})" if retry_of is not None else "")
+    metrics, reason = None, None
+    try:
+        with _Heartbeat(study._storage, trial._trial_id, heartbeat_interval):
+            try:
+                metrics = evaluate(space.freeze(sample), architecture=sample, report=False, **arguments)
+            except (KeyboardInterrupt, WorkerStopped) as exc:
+                _hand_back(study, trial, recorder, sample, f"worker {worker_id} stopped ({type(exc).__name__})")
+                counts["handed_back"] += 1
+                log(f"[{worker_id}] {label}: handed back to the study (re-queued)")
+                raise
+            except Exception as exc:  # a failed candidate (NaN, out of memory, ...) is a result, not a crash
+                first_line = str(exc).splitlines()[0] if str(exc) else ""
+                reason = f"{type(exc).__name__}: {first_line}"[:500]
+    except WorkerStopped:
+        raise KeyboardInterrupt from None
+    values = objective_values(metrics) if metrics is not None else None
+    if metrics is not None and values is None:
+        reason = f"incomplete objectives in {sorted(metrics)}"
+    try:
+        for key, value in recorder.attributes(sample, metrics, fail_reason=reason).items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("worker", worker_id)
+        if values is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, values)
+    except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as exc:
+        # Declared stale while it ran (this worker stalled past the grace period): the retry counts.
+        log(f"[{worker_id}] {label}: not recorded, the study already ended it ({exc}); its retry counts")
+        return
+    if values is None:
+        counts["failed"] += 1
+        log(f"[{worker_id}] {label}: failed ({reason})")
+    else:
+        counts["evaluated"] += 1
+        log(f"[{worker_id}] {label}: PSNR {values[0]:.3f} dB, {int(values[1]):,} params, "
+            f"{values[2] / 1e9:.3f}G Mult-Adds")
+
+
+def _hand_back(study: optuna.Study, trial, recorder, sample: dict[str, Any], reason: str) -> None:
+    """Re-queue the architecture of a trial this worker will not finish, then fail that trial with the reason."""
+    _requeue(study, study._storage.get_trial(trial._trial_id))
+    for key, value in recorder.attributes(sample, None, fail_reason=reason).items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A ``WAITING`` copy of ``trial``'s architecture, with the retry history Optuna's retry callback keeps."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    system_attrs = {**trial.system_attrs, "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                    "retry_history": history}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("fail_reason", "worker")}
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=trial.params,
+                                              distributions=trial.distributions, user_attrs=user_attrs,
+                                              system_attrs=system_attrs))

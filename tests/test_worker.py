@@ -1,0 +1,255 @@
+"""``srnas worker``: many processes on one shared study, a worker killed mid-trial, every planned trial once.
+
+The multi-process tests run on SQLite (always) and on a real PostgreSQL server when
+``SRNAS_TEST_POSTGRES_URL`` names one (``.ci/run`` starts one on 127.0.0.1 and sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from srnas_nni.cli import main
+from srnas_nni.config import ConfigError, parse_config
+from srnas_nni.evolution_sampler import RegularizedEvolutionSampler
+from srnas_nni.worker import AdmissionLock, worker_sampler
+
+POSTGRES_URL = os.environ.get("SRNAS_TEST_POSTGRES_URL")
+SPACE = {f"layer{i}": CategoricalDistribution(["a", "b", "c", "d"]) for i in range(6)}
+
+
+# -- the evolution sampler ------------------------------------------------------------------------
+
+
+def _study_with(population: list[tuple[dict, float]], sampler) -> optuna.Study:
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+    for params, psnr in population:
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=SPACE, values=[psnr, 1.0, 1.0]))
+    return study
+
+
+def _params(seed: int) -> dict:
+    import random
+
+    rng = random.Random(seed)
+    return {name: rng.choice(dist.choices) for name, dist in SPACE.items()}
+
+
+def test_evolution_samples_at_random_until_the_population_is_full():
+    sampler = RegularizedEvolutionSampler(population_size=5, sample_size=2, seed=0)
+    study = _study_with([(_params(i), 30.0 + i) for i in range(4)], sampler)
+    assert sampler.infer_relative_search_space(study, None) == {}
+    study.add_trial(optuna.trial.create_trial(params=_params(9), distributions=SPACE, values=[31.0, 1.0, 1.0]))
+    assert set(sampler.infer_relative_search_space(study, None)) == set(SPACE)
+
+
+def test_evolution_children_are_one_mutation_from_a_tournament_winner_of_the_newest_trials():
+    # The oldest trial is the best, but it has aged out of the population of the 4 newest.
+    best_but_old = {name: "a" for name in SPACE}
+    population = [(best_but_old, 40.0)] + [(_params(i), 20.0 + i) for i in range(1, 5)]
+    sampler = RegularizedEvolutionSampler(population_size=4, sample_size=4, mutation_prob=0.0, seed=1)
+    study = _study_with(population, sampler)
+    winner = population[-1][0]  # a tournament over the whole population picks its best
+    for _ in range(5):
+        trial = study.ask(SPACE)
+        differences = [name for name in SPACE if trial.params[name] != winner[name]]
+        assert len(differences) == 1, (trial.params, winner)  # mutation_prob 0 still changes one parameter
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def test_evolution_prefers_the_recorded_scalarised_objective_over_psnr():
+    sampler = RegularizedEvolutionSampler(population_size=2, sample_size=2, mutation_prob=0.0, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"], sampler=sampler)
+    high_psnr, high_default = _params(1), _params(2)
+    study.add_trial(optuna.trial.create_trial(params=high_psnr, distributions=SPACE, values=[35.0, 1.0, 1.0],
+                                              user_attrs={"default": 1.0}))
+    study.add_trial(optuna.trial.create_trial(params=high_default, distributions=SPACE, values=[30.0, 1.0, 1.0],
+                                              user_attrs={"default": 2.0}))
+    child = study.ask(SPACE).params
+    assert sum(child[n] != high_default[n] for n in SPACE) == 1
+
+
+def test_evolution_rejects_bad_options():
+    with pytest.raises(ValueError, match="sample_size"):
+        RegularizedEvolutionSampler(population_size=3, sample_size=5)
+    with pytest.raises(ValueError, match="mutation_prob"):
+        RegularizedEvolutionSampler(mutation_prob=1.5)
+
+
+# -- samplers and locks ---------------------------------------------------------------------------
+
+
+def _config(tmp_path, image_folder, strategy, **experiment) -> dict:
+    return {"space": "deconas-proxy", "strategy": strategy,
+            "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                          "train": {"steps": 2, "batch_size": 2, "patch_size": 16}},
+            "experiment": {"max_trials": 6, **experiment}, "output_dir": str(tmp_path / "run")}
+
+
+@pytest.mark.parametrize("strategy, sampler", [("nsga2", optuna.samplers.NSGAIISampler),
+                                               ("random", optuna.samplers.RandomSampler),
+                                               ("evolution", RegularizedEvolutionSampler)])
+def test_shareable_strategies_become_samplers_seeded_per_worker(tmp_path, image_folder, strategy, sampler):
+    config = parse_config(_config(tmp_path, image_folder, strategy))
+    first, second, again = (worker_sampler(config, name) for name in ("w1", "w2", "w1"))
+    assert isinstance(first, sampler)
+    draws = [[s.sample_independent(None, None, "x", CategoricalDistribution(list(range(1000)))) for _ in range(5)]
+             for s in (first, second, again)]
+    assert draws[0] != draws[1] and draws[0] == draws[2]
+
+
+def test_single_process_strategies_are_refused_with_the_key(tmp_path, image_folder):
+    config = parse_config(_config(tmp_path, image_folder, "hierarchical_rl"))
+    with pytest.raises(ConfigError, match=r"strategy: 'hierarchical_rl' keeps its search state in one process"):
+        worker_sampler(config, "w1")
+
+
+def test_the_sqlite_admission_lock_excludes_concurrent_holders(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    inside, overlaps = [], []
+
+    def hold() -> None:
+        lock = AdmissionLock(url, "s")  # one lock object per worker, as in separate processes
+        for _ in range(20):
+            with lock.held():
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.002)
+                inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not overlaps
+
+
+def test_worker_cli_evaluates_the_planned_trials_and_leaves_a_run_folder(tmp_path, image_folder, capsys):
+    experiment = tmp_path / "workers.yaml"
+    experiment.write_text(yaml.safe_dump(_config(tmp_path, image_folder, "evolution", max_trials=3)))
+    assert main(["worker", str(experiment), "--worker-id", "solo", "--heartbeat", "1"]) == 0
+    assert "3 evaluated, 0 failed" in capsys.readouterr().out
+    assert main(["pareto", str(tmp_path / "run"), "--format", "json"]) == 0  # the folder works like a search's
+    study = optuna.load_study(study_name="workers", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert {t.user_attrs["worker"] for t in trials} == {"solo"}
+    assert all("default" in t.user_attrs and "architecture" in t.user_attrs for t in trials)
+
+
+# -- many workers, one killed ---------------------------------------------------------------------
+
+
+BACKENDS = [pytest.param("sqlite", id="sqlite"),
+            pytest.param("postgresql", id="postgresql", marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="SRNAS_TEST_POSTGRES_URL not set (.ci/run starts a PostgreSQL server)"))]
+
+
+def _worker(experiment: Path, storage: str, name: str, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "srnas_nni", "worker", str(experiment), "--storage", storage,
+               "--worker-id", name, "--heartbeat", "1", "--grace", "4", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_three_workers_one_killed_mid_trial_complete_every_planned_trial_once(tmp_path, image_folder, backend):
+    planned = 6
+    study_name = f"workers-{uuid.uuid4().hex[:8]}"
+    storage = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
+    experiment = tmp_path / "workers.yaml"
+    config = _config(tmp_path, image_folder, {"name": "optuna", "sampler": "nsga2",
+                                              "sampler_options": {"population_size": 4}}, max_trials=planned)
+    config["tracking"] = {"study_name": study_name}
+    experiment.write_text(yaml.safe_dump(config))
+    # The victim trains long enough to be killed inside its first trial.
+    victim = _worker(experiment, storage, "victim", "--set", "evaluator.train.steps=100000")
+    survivors = []
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            running = _running_of(storage, study_name, "victim")
+            if running:
+                break
+            assert victim.poll() is None, victim.communicate()[0]
+            time.sleep(0.2)
+        else:
+            pytest.fail("the victim started no trial within 180 s")
+        killed_trial = running[0].number
+        survivors = [_worker(experiment, storage, name) for name in ("w1", "w2")]
+        time.sleep(1.0)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        for survivor in survivors:
+            output, _ = survivor.communicate(timeout=300)
+            assert survivor.returncode == 0, output
+    finally:
+        for process in [victim, *survivors]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    trials = optuna.load_study(study_name=study_name, storage=storage).get_trials()
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    assert killed_trial in retried  # found stale by its heartbeat and re-queued
+    by_number = {t.number: t for t in trials}
+    assert by_number[killed_trial].state == TrialState.FAIL
+    counted = [t for t in trials if t.number not in retried]
+    assert len(counted) == planned  # exactly the planned trials, whatever the number of workers
+    assert all(t.state == TrialState.COMPLETE for t in counted), [(t.number, t.state) for t in counted]
+    retry = [t for t in counted if t.system_attrs.get("failed_trial") == killed_trial]
+    assert len(retry) == 1 and retry[0].params == by_number[killed_trial].params  # the lost architecture, once
+    assert retry[0].user_attrs["worker"] in {"w1", "w2"}
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_hands_its_trial_back_and_another_finishes_it(tmp_path, image_folder):
+    experiment = tmp_path / "workers.yaml"
+    experiment.write_text(yaml.safe_dump(_config(tmp_path, image_folder, "random", max_trials=2)))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    stopped = _worker(experiment, storage, "stopped", "--set", "evaluator.train.steps=100000")
+    try:
+        deadline = time.time() + 180
+        while not _running_of(storage, "workers", "stopped"):
+            assert time.time() < deadline and stopped.poll() is None, "the worker started no trial"
+            time.sleep(0.2)
+        stopped.send_signal(signal.SIGTERM)
+        output, _ = stopped.communicate(timeout=60)
+    finally:
+        if stopped.poll() is None:
+            stopped.kill()
+            stopped.wait()
+    assert stopped.returncode == 130 and "handed back" in output, output
+    trials = optuna.load_study(study_name="workers", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert "stopped (WorkerStopped)" in trials[0].user_attrs["fail_reason"]
+    assert trials[1].params == trials[0].params and "fail_reason" not in trials[1].user_attrs
+
+    assert main(["worker", str(experiment), "--storage", storage, "--worker-id", "next", "--heartbeat", "1"]) == 0
+    trials = optuna.load_study(study_name="workers", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].user_attrs["worker"] == "next"
+
+
+def _running_of(storage: str, study_name: str, worker: str) -> list:
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return []
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("worker") == worker]
