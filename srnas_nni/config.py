@@ -109,8 +109,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "host": Key(_STR, "127.0.0.1", doc="interface NNI's web UI binds to"),
         "training_service": Key((dict,), {"platform": "local"},
                                 doc="NNI training-service settings, passed through unchanged"),
-        "devices": Key(_INT, 1, _at_least(1), doc="processes (devices) that train a supernet together"),
-        "num_nodes": Key(_INT, 1, _at_least(1)),
+        "devices": Key(_INT, 1, _at_least(1), doc="one-shot strategies: processes (CPU, gloo) or GPUs (NCCL) per "
+                                                  "node that train the supernet data-parallel"),
+        "num_nodes": Key(_INT, 1, _at_least(1), doc="one-shot strategies: machines running the same search "
+                                                    "(MASTER_ADDR, MASTER_PORT, NODE_RANK set on each)"),
     },
     "tracking": {
         "storage": Key(_STR + (_NONE,), None, doc="Optuna storage URL; default sqlite:///<output_dir>/study.db"),
@@ -325,6 +327,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>", check_data: 
     _resolve_strategy(config, fail)
     _check_evaluator(config, fail, check_data)
     _check_compatibility(config, fail)
+    _check_distributed(config, fail)
     return config
 
 
@@ -364,40 +367,52 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
 
 
-def _resolve_space(config: ExperimentConfig, fail) -> None:
-    from .presets import read_preset
-    from .spaces import SPACE_PRESET_DIR, get as get_space, list_spaces
+def _resolve_entry(section: str, raw: Any, preset_dir: Path, name_key: str, registered: list[str],
+                   fail) -> tuple[str, dict[str, Any]]:
+    """The registered name and the options of a ``space:`` or ``strategy:`` entry.
 
-    raw = config.data["space"]
+    An entry is a preset name or path, ``{preset: ..., <overrides>}`` or ``{<name_key>: NAME, <options>}``;
+    a bare registered name with no preset file means that name at its defaults.
+    """
+    from .presets import read_preset
+
     entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
-    _check_string_keys("space", entry, fail)
-    kwargs: dict[str, Any] = {}
+    _check_string_keys(section, entry, fail)
+    options: dict[str, Any] = {}
     if "preset" in entry:
         preset = entry.pop("preset")
         if not isinstance(preset, str):
-            raise fail("space.preset", f"{preset!r} must be a preset name or path")
+            raise fail(f"{section}.preset", f"{_short(preset)} must be a preset name or path")
         try:
-            preset_data, _ = read_preset(preset, SPACE_PRESET_DIR, kind="space", required_key="space")
+            preset_data, _ = read_preset(preset, preset_dir, kind=section, required_key=name_key)
         except OSError as exc:  # e.g. a name too long for a file name
-            raise fail("space", f"preset {_short(preset)} cannot be read: {exc.strerror}") from None
+            raise fail(section, f"preset {_short(preset)} cannot be read: {exc.strerror}") from None
         except SRNASError as exc:
-            if isinstance(raw, str) and raw in list_spaces():  # a registered space at its defaults
-                preset_data = {"space": raw}
+            if preset in registered:
+                preset_data = {name_key: preset}
             else:
-                raise fail("space", str(exc)) from None
-        name = preset_data["space"]
-        kwargs.update({k: v for k, v in preset_data.items() if k not in ("space", "description")})
-        if "space" in entry:
-            raise fail("space.space", "give either a preset or a space name, not both")
-    elif "space" in entry:
-        name = entry.pop("space")
+                raise fail(section, str(exc)) from None
+        name = preset_data[name_key]
+        options.update({k: v for k, v in preset_data.items() if k not in (name_key, "description")})
+        if name_key in entry:
+            raise fail(f"{section}.{name_key}", f"give either a preset or a {section} name, not both")
+    elif name_key in entry:
+        name = entry.pop(name_key)
     else:
-        raise fail("space", "a mapping needs 'preset' (a preset name or path) or 'space' (a registered space)")
-    if name not in list_spaces():
-        raise fail("space", f"unknown space {name!r}{closest_hint(str(name), list_spaces())}; "
-                            f"available: {', '.join(list_spaces())}")
+        raise fail(section, f"a mapping needs 'preset' (a preset name or path) or '{name_key}' (a registered "
+                            f"{section})")
+    if name not in registered:
+        raise fail(section, f"unknown {section} {name!r}{closest_hint(str(name), registered)}; "
+                            f"available: {', '.join(registered)}")
     entry.pop("description", None)
-    kwargs.update(entry)
+    options.update(entry)
+    return str(name), options
+
+
+def _resolve_space(config: ExperimentConfig, fail) -> None:
+    from .spaces import SPACE_PRESET_DIR, get as get_space, list_spaces
+
+    name, kwargs = _resolve_entry("space", config.data["space"], SPACE_PRESET_DIR, "space", list_spaces(), fail)
     scale = config.evaluator["scale"]
     if scale is not None:
         if "scale" in kwargs and kwargs["scale"] != scale:  # the space checks its own scale's type
@@ -416,37 +431,10 @@ def _resolve_space(config: ExperimentConfig, fail) -> None:
 
 
 def _resolve_strategy(config: ExperimentConfig, fail) -> None:
-    from .presets import read_preset
     from .strategies import STRATEGY_PRESET_DIR, get as get_strategy, list_strategies
 
-    raw = config.data["strategy"]
-    entry = {"preset": raw} if isinstance(raw, str) else dict(raw)
-    _check_string_keys("strategy", entry, fail)
-    options: dict[str, Any] = {}
-    if "preset" in entry:
-        preset = entry.pop("preset")
-        try:
-            preset_data, _ = read_preset(str(preset), STRATEGY_PRESET_DIR, kind="strategy", required_key="name")
-        except OSError as exc:  # e.g. a name too long for a file name
-            raise fail("strategy", f"preset {_short(preset)} cannot be read: {exc.strerror}") from None
-        except SRNASError as exc:
-            if isinstance(preset, str) and preset in list_strategies():  # a registered strategy at its defaults
-                preset_data = {"name": preset}
-            else:
-                raise fail("strategy", str(exc)) from None
-        name = str(preset_data["name"])
-        options.update({k: v for k, v in preset_data.items() if k not in ("name", "description")})
-        if "name" in entry:
-            raise fail("strategy.name", "give either a preset or a strategy name, not both")
-    elif "name" in entry:
-        name = str(entry.pop("name"))
-    else:
-        raise fail("strategy", "a mapping needs 'name' (a registered strategy) or 'preset' (a preset name or path)")
-    if name not in list_strategies():
-        raise fail("strategy", f"unknown strategy {name!r}{closest_hint(name, list_strategies())}; "
-                               f"available: {', '.join(list_strategies())}")
-    entry.pop("description", None)
-    options.update(entry)
+    name, options = _resolve_entry("strategy", config.data["strategy"], STRATEGY_PRESET_DIR, "name",
+                                   list_strategies(), fail)
     try:
         strategy = get_strategy(name, **copy.deepcopy(options))
     except SRNASError as exc:
@@ -503,6 +491,18 @@ def _check_compatibility(config: ExperimentConfig, fail) -> None:
         check_compatible(config._strategy, config._space)  # type: ignore[attr-defined]
     except SRNASError as exc:
         raise fail("strategy", str(exc)) from None
+
+
+def _check_distributed(config: ExperimentConfig, fail) -> None:
+    """``experiment.devices`` / ``num_nodes`` above 1 train one supernet data-parallel: one-shot strategies only."""
+    from .search import is_one_shot
+
+    settings = config.experiment
+    for key in ("devices", "num_nodes"):
+        if settings[key] > 1 and not is_one_shot(config._strategy):  # type: ignore[attr-defined]
+            raise fail(f"experiment.{key}", f"{settings[key]}: data-parallel training is for one-shot strategies "
+                                            f"(one supernet); {config.strategy_name!r} trains one candidate per "
+                                            "trial: run trials side by side with experiment.trial_concurrency")
 
 
 # -- smoke runs -----------------------------------------------------------------------------------

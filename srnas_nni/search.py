@@ -166,18 +166,24 @@ def _nni_config(config: ExperimentConfig, run_dir: Path, one_shot: bool) -> NasE
 
 
 def _evaluator(config: ExperimentConfig, run_dir: Path, one_shot: bool):
+    """The Lightning supernet evaluator (one-shot: ``experiment.devices`` x ``num_nodes`` data-parallel
+    ranks) or the multi-trial :class:`SREvaluator` (``devices`` > 1 is refused for it by validation)."""
     evaluator = config.evaluator
     if one_shot:
-        from .evaluation.lightning import sr_lightning_evaluator
+        from .evaluation.lightning import distributed_problem, sr_lightning_evaluator
 
         budget = config.supernet_budget()
+        devices, num_nodes = config.experiment["devices"], config.experiment["num_nodes"]
+        problem = distributed_problem(devices, num_nodes, evaluator["device"])
+        if problem is not None:  # what this machine cannot do (fork, enough GPUs), named by its key
+            raise config.error("experiment.devices", problem)
         return sr_lightning_evaluator(
             scale=config.scale, train_data=evaluator["data"], val_data=evaluator["val_data"], steps=budget["steps"],
             val_batches=budget["val_batches"], patch_size=budget["patch_size"], batch_size=budget["batch_size"],
             learning_rate=budget["learning_rate"], loss=budget["loss"], seed=config.seed,
             skip_bad=evaluator["skip_bad"], cache_dir=evaluator["cache_dir"], device=evaluator["device"],
             output_dir=run_dir / "supernet", checkpoint_dir=run_dir / "supernet",
-            checkpoint_every=budget["checkpoint_every"])
+            checkpoint_every=budget["checkpoint_every"], devices=devices, num_nodes=num_nodes)
     from .evaluation.evaluator import SREvaluator
 
     return SREvaluator(**_trial_arguments(config, run_dir))

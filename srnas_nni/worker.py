@@ -109,8 +109,8 @@ class AdmissionLock:
 
     PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: ``flock`` on a file beside
     the database. Each is released by the server or the kernel when its holder dies, so a killed worker
-    never blocks the others. Other back-ends get no lock (a warning says so): concurrent workers may then
-    start up to (workers - 1) trials more than planned.
+    never blocks the others. Other back-ends get no lock (``exclusive`` is False; the worker warns):
+    concurrent workers may then start up to (workers - 1) trials more than planned.
     """
 
     def __init__(self, storage_url: str, study_name: str):
@@ -122,6 +122,8 @@ class AdmissionLock:
         self.name = f"srnas-nni:{hashlib.sha1(study_name.encode()).hexdigest()[:40]}"
         self._engine = None
         self._path: Path | None = None
+        #: False for back-ends with no lock: concurrent workers may then start a few trials too many.
+        self.exclusive = self.backend in ("sqlite", "postgresql", "mysql", "mariadb")
         if self.backend == "sqlite":
             database = url.database or ""
             if database and database != ":memory:":
@@ -131,14 +133,10 @@ class AdmissionLock:
             from sqlalchemy.pool import NullPool
 
             self._engine = create_engine(storage_url, poolclass=NullPool)
-        else:
-            warnings.warn(f"no admission lock for {self.backend!r} storage: concurrent workers may start a few "
-                          f"trials more than experiment.max_trials", stacklevel=2)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         if self._path is not None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
             with open(self._path, "a+") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
@@ -180,6 +178,25 @@ def _storage(url: str, heartbeat_interval: int, grace_period: int, max_retry: in
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                                           grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+
+
+def _open_shared_study(url: str, study_name: str, sampler, heartbeat_interval: int, grace_period: int,
+                       max_retry: int | None) -> tuple[optuna.Study, AdmissionLock]:
+    """The shared study (created by the first worker, under the lock) and its admission lock.
+
+    A URL that cannot be parsed, a missing database driver or an unreachable server is one line
+    naming ``--storage``.
+    """
+    import sqlalchemy.exc
+
+    try:
+        lock = AdmissionLock(url, study_name)
+        with lock.held():  # the first worker creates the tables and the study; the others wait and load them
+            study = open_study(_storage(url, heartbeat_interval, grace_period, max_retry), study_name, sampler)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise SRNASError(f"--storage {_redact(url)}: {detail}") from None
+    return study, lock
 
 
 def _retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
@@ -246,10 +263,7 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     encoding = SpaceEncoding(space)
     distributions = {label: optuna.distributions.CategoricalDistribution(values)
                      for label, values in encoding.choices.items()}
-    lock = AdmissionLock(url, config.study_name)
-    with lock.held():  # the first worker creates the tables and the study; the others wait and load them
-        rdb = _storage(url, heartbeat_interval, grace_period, max_retry)
-        study = open_study(rdb, config.study_name, sampler)
+    study, lock = _open_shared_study(url, config.study_name, sampler, heartbeat_interval, grace_period, max_retry)
     run_dir = config.output_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_run_files(run_dir / RUN_FILE, run_dir / CONFIG_FILE, config, url)
@@ -261,6 +275,9 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     def on_sigterm(signum, frame):
         raise WorkerStopped(signal.Signals(signum).name)
 
+    if not lock.exclusive:
+        log(f"[{worker_id}] warning: no admission lock for {lock.backend!r} storage: concurrent workers may start "
+            f"a few trials more than experiment.max_trials")
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
     log(f"[{worker_id}] joined study {config.study_name!r} in {_redact(url)}: {config.strategy_name} on "
         f"{config.space_spec['space']} x{config.scale}, {max_trials or 'unbounded'} planned trials")

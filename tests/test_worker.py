@@ -151,6 +151,31 @@ def test_worker_cli_evaluates_the_planned_trials_and_leaves_a_run_folder(tmp_pat
     assert all("default" in t.user_attrs and "architecture" in t.user_attrs for t in trials)
 
 
+@pytest.mark.parametrize("storage, message", [
+    ("not a url", "Could not parse"),
+    ("bogus://x", "bogus"),
+    ("sqlite:////no/such/folder/study.db", "No such file or directory"),
+])
+def test_a_bad_storage_is_one_line_naming_the_option(tmp_path, image_folder, capsys, storage, message):
+    experiment = tmp_path / "workers.yaml"
+    experiment.write_text(yaml.safe_dump(_config(tmp_path, image_folder, "random")))
+    assert main(["worker", str(experiment), "--storage", storage]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"srnas: error: --storage {storage}") and message in error and "\n" not in error
+    assert not Path("/no/such/folder").exists()
+
+
+def test_an_unreachable_database_server_is_one_line(tmp_path, image_folder, capsys):
+    from .conftest import free_port
+
+    experiment = tmp_path / "workers.yaml"
+    experiment.write_text(yaml.safe_dump(_config(tmp_path, image_folder, "random")))
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    assert main(["worker", str(experiment), "--storage", url]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--storage postgresql://nobody:***@127.0.0.1" in error and "secret" not in error and "\n" not in error
+
+
 # -- many workers, one killed ---------------------------------------------------------------------
 
 

@@ -10,8 +10,9 @@ candidate that fails, or reports no complete objectives, is told as a failed tri
 Samplers by name: ``nsga2`` (``NSGAIISampler``), ``nsga3`` (``NSGAIIISampler``), ``tpe``
 (``TPESampler``, multi-objective), ``gp`` (``GPSampler``), ``random`` (``RandomSampler``), ``evolution``
 (:class:`~srnas_nni.evolution_sampler.RegularizedEvolutionSampler`: NNI's aging evolution with the study as
-its population, so that ``srnas worker`` processes can share it); ``sampler_options`` go to the sampler's constructor. With ``storage`` (an SQLAlchemy URL) the study
-persists and a restarted search continues it; in memory otherwise.
+its population, so that ``srnas worker`` processes can share it); ``sampler_options`` go to the sampler's
+constructor. With ``storage`` (an SQLAlchemy URL) the study persists and a restarted search continues it; in
+memory otherwise.
 
 :class:`OptunaTuner` is the same search as an NNI HPO tuner, for ``nnictl`` experiment files.
 """
