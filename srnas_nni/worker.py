@@ -295,6 +295,8 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
                       heartbeat_interval, counts, log)
             write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
                               strategy=config.strategy_name)
+    except WorkerStopped:  # between trials: nothing of ours is running
+        raise KeyboardInterrupt from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
