@@ -40,6 +40,8 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/supernet_step.py --quick
 	$(PY) benchmarks/fidelity.py --quick
 	$(PY) benchmarks/throughput.py --quick
+	$(PY) benchmarks/search_quality.py --quick
+	$(PY) benchmarks/search_overhead.py --quick
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet flake8 && $(PY) -m flake8 srnas_nni tests benchmarks

@@ -11,7 +11,12 @@ preset, batch and patch size, with synthetic random patches, through a real Ligh
   candidates are skipped, so the larger the radius the fewer candidates run), single-level, and
   ``r=0.5 bilevel`` for the like-for-like alternation;
 * ``hinas``: checkpointed mixtures (activations recomputed in backward), arch step without weight grads;
-* ``dlsr``: softmax, arch loss on train + val batches, L1 + 0.2 HFEN, expected-parameter penalty.
+* ``dlsr``: softmax, arch loss on train + val batches, L1 + 0.2 HFEN, expected-parameter penalty;
+* ``hierarchical_rl sharing``: HNAS parameter sharing (``hierarchical_rl`` with ``parameter_sharing``,
+  preset ``hnas``): each weight step trains the one path the controller samples; every 2 weight steps
+  the controller takes 3 REINFORCE steps on validation batches (the preset's 30 every 20, same ratio,
+  so that the few measured steps include them). Its step time is the mean over the measured steps
+  (``step_s`` is still the median, which a controller phase every other step can skew: both in the JSON).
 
 Time: median wall time of the measured steps after warm-up steps (the mean and every step are in the
 JSON), with CUDA synchronisation on GPU.
@@ -22,12 +27,14 @@ its RSS just before training starts (so the model, data and imports are excluded
 makes it an upper bound of the tensors alive at the peak). Ratios are ours / NNI DARTS per row.
 
     python benchmarks/supernet_step.py [--spaces hinas-proxy trilevel-proxy] [--batch 2] [--patch 16]
-                                       [--steps 4] [--warmup 2] [--device auto] [--quick]
+                                       [--steps 4] [--warmup 2] [--device auto] [--threads 1] [--quick]
+                                       [--configs nni_darts ...] [--output benchmarks/results]
 
 (The CPU defaults are small: one NNI DARTS step on trilevel-proxy at batch 4, LR patch 32 takes about
 a minute on 2 cores; on a GPU raise them.)
 
-Markdown table to stdout; JSON to ``benchmarks/results/supernet_step.json``.
+Markdown table to stdout; JSON to ``<output>/supernet_step.json`` and bars of the time and memory ratios
+to ``<output>/supernet_step.png`` (``--output``, default ``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ CONFIGS = {
     "sparsestmax r=0.5 bilevel": ("sparsestmax_darts", {"radius_start": 0.5, "radius_end": 0.5, "mode": "bilevel"}),
     "hinas": ("hinas", {}),
     "dlsr": ("dlsr", {}),
+    # HNAS parameter sharing: one controller-sampled path per weight step; the preset's 30 controller steps
+    # every 20 weight steps kept as the same ratio (3 every 2) so that the few measured steps include them.
+    "hierarchical_rl sharing": ("hierarchical_rl", {"parameter_sharing": True, "preset": "hnas",
+                                                    "controller_every": 2, "controller_steps": 3, "seed": 0}),
 }
 
 
@@ -81,6 +92,21 @@ def _rss_kib() -> int:
     return 0
 
 
+def _prepare_controller(strategy, space) -> None:
+    """What ``HierarchicalRLOneShot._initialize`` does before NNI's engine exists: controller, reward, cost.
+
+    NNI calls ``_initialize`` with its raw-format model space and sequential engine when an experiment
+    starts; this benchmark drives the Lightning module directly, so it sets up the same pieces from the
+    plain space (before it becomes a supernet) with the strategy module's own builders.
+    """
+    from srnas_nni.strategies.hierarchical_rl import _build_controller, make_reward
+
+    strategy._controller, strategy._generator = _build_controller(space, strategy.options)
+    strategy._reward_fn = make_reward(strategy.options["reward"], space, strategy.options)
+    strategy._scale = int(space.scale)
+    strategy._cost = space.cost
+
+
 def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, warmup: int, device: str) -> dict:
     """Build and train one configuration for ``warmup + steps`` batches; time and memory of the last ``steps``."""
     import pytorch_lightning as pl
@@ -92,18 +118,23 @@ def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, wa
     torch.manual_seed(0)
     name, options = CONFIGS[config]
     options = dict(options)
-    if name != "darts":
+    if name not in ("darts", "hierarchical_rl"):
         options.setdefault("warmup_steps", 0)
     if name == "sparsestmax_darts":
         options["search_steps"] = 10**6  # the radius stays where it was set; no fine-tune phase
     strategy = get(name, **options)
     space = load_space_preset(space_name)
-    supernet = strategy.mutate_model(space)
-    module = strategy.configure_oneshot_module(SRLightningModule(scale=space.scale))
-    module.set_model(supernet)
     total = warmup + steps
     loaders = {key: torch.utils.data.DataLoader(_RandomPatches(total, batch, patch, space.scale, seed), batch_size=None)
                for key, seed in (("train", 0), ("val", 1))}
+    if name == "hierarchical_rl":
+        _prepare_controller(strategy, space)
+    supernet = strategy.mutate_model(space)
+    module = strategy.configure_oneshot_module(SRLightningModule(scale=space.scale))
+    module.set_model(supernet)
+    if name == "hierarchical_rl":
+        module.val_loader = loaders["val"]  # the controller reads validation batches from its own iterator
+        loaders = loaders["train"]  # path sampling trains on plain batches
     cuda = device == "cuda"
     timings: list[float] = []
     memory: dict[str, int] = {}
@@ -144,7 +175,7 @@ def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, wa
 def _in_subprocess(args: argparse.Namespace, config: str, space: str) -> dict:
     command = [sys.executable, __file__, "--one", config, "--spaces", space, "--batch", str(args.batch),
                "--patch", str(args.patch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--device", args.device]
+               "--device", args.device, "--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
@@ -152,7 +183,40 @@ def _in_subprocess(args: argparse.Namespace, config: str, space: str) -> dict:
     raise RuntimeError(f"{config} on {space} failed:\n{done.stderr[-3000:]}")
 
 
-def main() -> None:
+def plot_ratios(rows: list[dict], path: Path) -> Path:
+    """Bars of step time and peak memory per configuration, as ratios to NNI DARTS on the same space."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spaces = list(dict.fromkeys(r["space"] for r in rows))
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    height = 0.8 / max(1, len(spaces))
+    for panel, (key, title) in zip(axes, (("time_ratio", "step time / NNI DARTS"),
+                                          ("memory_ratio", "peak memory / NNI DARTS"))):
+        for index, space in enumerate(spaces):
+            by_config = {r["config"]: r for r in rows if r["space"] == space}
+            values = [by_config[c][key] if c in by_config and by_config[c][key] is not None else 0.0
+                      for c in configs]
+            positions = [i + (index - (len(spaces) - 1) / 2) * height for i in range(len(configs))]
+            panel.barh(positions, values, height=height, label=space)
+        panel.axvline(1.0, color="black", linewidth=1)
+        panel.axvline(0.6, color="gray", linestyle="--", linewidth=1, label="target 0.6x")
+        panel.set_title(title)
+        panel.set_xlabel("ratio (lower is better)")
+    axes[0].set_yticks(range(len(configs)))
+    axes[0].set_yticklabels(configs)
+    axes[0].invert_yaxis()
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spaces", nargs="+", default=["hinas-proxy", "trilevel-proxy"])
     parser.add_argument("--batch", type=int, default=2)
@@ -161,43 +225,58 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="hinas-proxy only, 2 measured steps")
+    parser.add_argument("--output", default=str(RESULTS), help="folder for supernet_step.json and its plot")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS), metavar="CONFIG",
+                        help=f"configurations to run (nni_darts always runs first): {', '.join(CONFIGS)}")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (1: fairer on a shared "
+                                                               "machine)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads: must be >= 1, got {args.threads}")
+    args.configs = ["nni_darts", *[c for c in args.configs if c != "nni_darts"]]
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.quick:
         args.spaces, args.steps, args.warmup = ["hinas-proxy"], 2, 1
     if args.one:  # child process: one configuration, JSON on the last line
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+        torch.set_num_threads(args.threads)
         print(json.dumps(run_one(args.one, args.spaces[0], args.batch, args.patch, args.steps, args.warmup,
                                  args.device)))
-        return
+        return {}
     machine = machine_description(args.device)
-    RESULTS.mkdir(exist_ok=True)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 
     def write(met=None) -> None:  # after every row: a long CPU run keeps what it measured
-        (RESULTS / "supernet_step.json").write_text(json.dumps(
+        (output / "supernet_step.json").write_text(json.dumps(
             {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met}, indent=2) + "\n")
 
     for space in args.spaces:
         reference = None
-        for config in CONFIGS:
+        for config in args.configs:
             row = _in_subprocess(args, config, space)
             if config == "nni_darts":
                 reference = row
-            row["time_ratio"] = row["step_s"] / reference["step_s"]
+            if CONFIGS[config][0] == "hierarchical_rl":  # controller phases every other step: mean over mean
+                row["time_ratio"] = row["step_mean_s"] / reference["step_mean_s"]
+                row["time_ratio_of"] = "mean step"
+            else:
+                row["time_ratio"] = row["step_s"] / reference["step_s"]
+                row["time_ratio_of"] = "median step"
             row["memory_ratio"] = row["peak_mib"] / reference["peak_mib"] if reference["peak_mib"] > 0 else None
             rows.append(row)
             write()
             print(json.dumps(row), file=sys.stderr, flush=True)  # progress: a long CPU run can be watched
     print(f"device: {args.device}; batch {args.batch}, LR patch {args.patch}, {args.steps} measured steps "
           f"after {args.warmup}; memory: {rows[0]['memory_method']}\n")
-    print("| space | configuration | step (ms) | time / NNI | peak (MiB) | memory / NNI |")
+    print("| space | configuration | step ms (median / mean) | time / NNI | peak (MiB) | memory / NNI |")
     print("|---|---|---:|---:|---:|---:|")
     for row in rows:
         ratio = "n/a" if row["memory_ratio"] is None else f"{row['memory_ratio']:.2f}"
-        print(f"| {row['space']} | {row['config']} | {row['step_s'] * 1e3:.1f} | {row['time_ratio']:.2f} | "
+        print(f"| {row['space']} | {row['config']} | {row['step_s'] * 1e3:.1f} / {row['step_mean_s'] * 1e3:.1f} | "
+              f"{row['time_ratio']:.2f} | "
               f"{row['peak_mib']:.1f} | {ratio} |")
     targets = [r for r in rows if r["config"] in ("sparsestmax r=0.5", "sparsestmax r=0.9", "hinas")]
     met = {f"{r['space']}/{r['config']}": bool(r["time_ratio"] <= 0.6 and (r["memory_ratio"] or 0) <= 0.6)
@@ -205,6 +284,8 @@ def main() -> None:
     print("\ntarget (<= 0.6x NNI DARTS in time and memory): "
           + ", ".join(f"{key}: {'met' if ok else 'not met'}" for key, ok in met.items()))
     write(met)
+    print(f"plot: {plot_ratios(rows, output / 'supernet_step.png')}")
+    return {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met}
 
 
 if __name__ == "__main__":

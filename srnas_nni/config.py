@@ -116,7 +116,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "tracking": {
         "storage": Key(_STR + (_NONE,), None, doc="Optuna storage URL; default sqlite:///<output_dir>/study.db"),
-        "study_name": Key(_STR + (_NONE,), None, doc="default: the experiment file's name"),
+        "study_name": Key(_STR + (_NONE,), None, doc="default: the experiment file's name (else SPACE-STRATEGY)"),
     },
 }
 TOP_LEVEL: dict[str, Key] = {
@@ -328,6 +328,8 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>", check_data: 
     _check_evaluator(config, fail, check_data)
     _check_compatibility(config, fail)
     _check_distributed(config, fail)
+    if config.tracking["study_name"] is None:  # a file's name when loaded from one; else space and strategy
+        config.tracking["study_name"] = f"{config.space_spec['space']}-{config.strategy_name}"
     return config
 
 

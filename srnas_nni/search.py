@@ -161,7 +161,11 @@ def _nni_config(config: ExperimentConfig, run_dir: Path, one_shot: bool) -> NasE
         nas_config.max_trial_number = int(settings["max_trials"])
     duration = parse_duration(settings["max_duration"])
     if duration is not None:
-        nas_config.max_experiment_duration = f"{int(duration)}s"
+        nas_config.max_experiment_duration = f"{int(duration)}s"  # NNI's manager (engine: nni) enforces this
+        if settings["engine"] != "nni":
+            # The sequential engine ignores the experiment's duration; its own budget is the time spent in
+            # trials (submissions stop once it is used up: the trial in flight finishes).
+            nas_config.execution_engine.max_duration = float(duration)
     return nas_config
 
 

@@ -133,3 +133,206 @@ def test_reference_ssim_of_identical_images_is_one(throughput):
     image = np.random.default_rng(0).uniform(0, 255, (32, 32))
     assert throughput.ref_ssim_convolve2d(image, image) == pytest.approx(1.0)
     assert throughput.ref_ssim_separable(image, image) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# search_quality.py: hypervolume, reference point, a tiny run
+
+
+@pytest.fixture(scope="module")
+def search_quality():
+    return load("search_quality")
+
+
+@pytest.fixture(scope="module")
+def search_overhead():
+    return load("search_overhead")
+
+
+def test_hypervolume_of_one_point_is_its_box(search_quality):
+    assert search_quality.hypervolume_2d([(30.0, 2.0)], 20.0, 10.0) == pytest.approx((10 - 2) * (30 - 20))
+
+
+def test_hypervolume_of_a_staircase(search_quality):
+    hv = search_quality.hypervolume_2d
+    # cheap and weaker (2 G, 30 dB), dear and better (6 G, 35 dB): two steps of the staircase
+    expected = (6 - 2) * (30 - 20) + (10 - 6) * (35 - 20)
+    assert hv([(30.0, 2.0), (35.0, 6.0)], 20.0, 10.0) == pytest.approx(expected)
+    assert hv([(35.0, 6.0), (30.0, 2.0)], 20.0, 10.0) == pytest.approx(expected)  # order does not matter
+    # a dominated point, points beyond the reference and non-finite points add nothing
+    noisy = [(30.0, 2.0), (35.0, 6.0), (25.0, 4.0), (19.0, 1.0), (40.0, 12.0), (float("nan"), 1.0),
+             (float("-inf"), 3.0)]
+    assert hv(noisy, 20.0, 10.0) == pytest.approx(expected)
+    assert hv([], 20.0, 10.0) == 0.0
+    # a point that dominates both covers their whole area and more
+    assert hv([(30.0, 2.0), (35.0, 6.0), (36.0, 1.0)], 20.0, 10.0) == pytest.approx((10 - 1) * (36 - 20))
+
+
+def test_hypervolume_equal_cost_points_keep_the_best(search_quality):
+    assert search_quality.hypervolume_2d([(25.0, 5.0), (28.0, 5.0)], 20.0, 10.0) == pytest.approx(5 * 8)
+
+
+def test_front_2d(search_quality):
+    points = [(35.0, 6.0), (25.0, 4.0), (30.0, 2.0), (34.0, 7.0)]
+    assert search_quality.front_2d(points) == [(30.0, 2.0), (35.0, 6.0)]
+
+
+def test_dearest_multadds_bounds_random_samples(search_quality):
+    import numpy as np
+
+    from srnas_nni.spaces import load_space_preset
+
+    space = load_space_preset("dlsr-proxy")
+    bound = search_quality.dearest_multadds(space, starts=2)
+    rng = np.random.RandomState(1)
+    costs = [space.cost(space.random_sample(rng)).multadds for _ in range(30)]
+    assert max(costs) <= bound
+    # reached by some architecture: coordinate ascent only visits real samples
+    assert bound > min(costs)
+
+
+def test_search_quality_rejects_bad_options(search_quality, capsys):
+    for argv, option in ((["--budget", "0"], "--budget"), (["--ref-psnr", "high"], "--ref-psnr"),
+                         (["--strategies", "nope"], "--strategies"), (["--seeds", "1", "1"], "--seeds")):
+        with pytest.raises(SystemExit):
+            search_quality.parse_args(argv)
+        assert option in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_search_quality_tiny(search_quality, image_folder, tmp_path):
+    out = tmp_path / "results"
+    payload = search_quality.main([
+        "--spaces", "hinas-proxy", "--strategies", "random", "sparsestmax_darts", "--seeds", "0", "--budget", "4",
+        "--train-steps", "2", "--batch-size", "1", "--patch-size", "16", "--one-shot-steps", "2",
+        "--data", str(image_folder), "--val-data", str(image_folder), "--ref-psnr", "0", "--device", "cpu",
+        "--output", str(out),
+    ])
+    saved = json.loads((out / "search_quality.json").read_text())
+    assert (out / "search_quality_hinas-proxy.png").stat().st_size > 0
+    reference = saved["references"]["hinas-proxy"]
+    assert reference["ref_psnr"] == 0.0 and math.isfinite(reference["bicubic_psnr"])
+    assert reference["ref_multadds"] > 0
+    runs = {r["strategy"]: r for r in saved["runs"]}
+    assert set(runs) == {"random", "sparsestmax_darts"}
+    for run in runs.values():
+        assert run["error"] is None, run["error"]
+        assert math.isfinite(run["wall_s"]) and run["wall_s"] > 0
+        assert run["front"], "every run records at least one trained architecture"
+        assert run["hypervolume"] == pytest.approx(search_quality.hypervolume_2d(
+            [(e["psnr"], e["multadds"] / 1e9) for e in run["front"]], 0.0, reference["ref_multadds"] / 1e9))
+        assert run["hypervolume"] > 0  # every PSNR is above 0 dB and every cost below the dearest architecture
+    assert runs["random"]["steps"] is None and runs["random"]["complete_trials"] >= 1
+    assert runs["sparsestmax_darts"]["steps"] == 2 and saved["calibrations"] == []
+    assert all(e["source"] == "derived" for e in runs["sparsestmax_darts"]["front"])
+    rows = {r["strategy"]: r for r in payload["rows"]}
+    assert rows["random"]["ratio_to_random"] == pytest.approx(1.0) and rows["random"]["target_met"] is None
+    ratio = rows["sparsestmax_darts"]["hv_mean"] / rows["random"]["hv_mean"]
+    assert rows["sparsestmax_darts"]["ratio_to_random"] == pytest.approx(ratio)
+    assert rows["sparsestmax_darts"]["target_met"] is (ratio >= 1.1)
+
+
+def test_calibration_fits_a_line_through_two_runs(search_quality, monkeypatch):
+    calls = []
+
+    def fake_run(args, space, strategy, seed, *, steps, limit):
+        calls.append((steps, limit))
+        return {"wall_s": 4.0 + 0.5 * steps, "error": None}  # 4 s fixed, 0.5 s per step
+
+    monkeypatch.setattr(search_quality, "run_once", fake_run)
+    args = search_quality.parse_args(["--budget", "20", "--calibration-steps", "2", "6"])
+    result = search_quality.calibrate(args, "hinas-proxy", "hinas")
+    assert calls == [(2, None), (6, None)]  # never interrupted
+    assert result["fixed_s"] == pytest.approx(4.0) and result["per_step_s"] == pytest.approx(0.5)
+    assert result["steps"] == 32  # (20 - 4) / 0.5
+    args.budget = 3.0  # less than the fixed cost: still one step
+    assert search_quality.calibrate(args, "hinas-proxy", "hinas")["steps"] == 1
+
+
+def test_warmups_scale_with_the_search(search_quality):
+    assert search_quality.strategy_spec("hinas", 50) == {"preset": "hinas", "warmup_steps": 10}
+    assert search_quality.strategy_spec("dlsr", 100) == {"preset": "dlsr", "warmup_steps": 2}
+    assert search_quality.strategy_spec("sparsestmax_darts", 50) == "sparsestmax_darts"
+    assert search_quality.strategy_spec("hinas", None) == "hinas"
+
+
+# --------------------------------------------------------------------------------------------
+# search_overhead.py
+
+
+def test_search_overhead_tiny(search_overhead, image_folder, tmp_path):
+    payload = search_overhead.main(["--spaces", "hinas-proxy", "--strategies", "sparsestmax_darts", "--steps", "2",
+                                    "--batch-size", "1", "--patch-size", "16", "--data", str(image_folder),
+                                    "--device", "cpu", "--output", str(tmp_path)])
+    saved = json.loads((tmp_path / "search_overhead.json").read_text())
+    assert saved["rows"] == payload["rows"]
+    (row,) = saved["rows"]
+    assert row["space"] == "hinas-proxy" and row["strategy"] == "sparsestmax_darts"
+    assert row["search_batches"] == row["derived_batches"] == 2
+    for key in ("search_s", "derived_s", "ratio", "step_ratio"):
+        assert math.isfinite(row[key]) and row[key] > 0
+    assert row["ratio"] == pytest.approx(row["search_s"] / row["derived_s"])
+    assert row["target_met"] is (row["ratio"] <= 2.0)
+    assert row["derived_params"] < row["supernet_params"]  # the derived net is one path of the supernet
+
+
+def test_search_overhead_rejects_multi_trial_strategies(search_overhead, capsys):
+    with pytest.raises(SystemExit):
+        search_overhead.parse_args(["--strategies", "random"])
+    assert "--strategies" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# the fast SSIM filter of srnas_nni.evaluation.metrics against a plain 2-D window
+
+
+def test_ssim_fast_path_equals_a_2d_window():
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from srnas_nni.evaluation.metrics import ssim
+
+    def plain_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        grid = torch.arange(11, dtype=torch.float64) - 5
+        window = torch.exp(-(grid[:, None] ** 2 + grid[None, :] ** 2) / (2 * 1.5**2))
+        window = (window / window.sum()).view(1, 1, 11, 11)
+        channels = x.shape[1]
+
+        def filt(image):
+            return F.conv2d(image, window.expand(channels, 1, 11, 11), groups=channels)
+
+        mu_x, mu_y = filt(x), filt(y)
+        var_x, var_y = filt(x * x) - mu_x**2, filt(y * y) - mu_y**2
+        cov = filt(x * y) - mu_x * mu_y
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        return value.mean(dim=(1, 2, 3))
+
+    rng = np.random.default_rng(0)
+    for shape in ((3, 1, 23, 31), (2, 3, 16, 40), (1, 1, 11, 11)):
+        hr = rng.integers(0, 256, shape)
+        sr = np.clip(hr + rng.normal(0, 20, shape), 0, 255).round()
+        x, y = torch.from_numpy(sr).double(), torch.from_numpy(hr.astype(np.float64))
+        got = ssim(x.to(torch.uint8), y.to(torch.uint8), y_channel=False, reduction="none")
+        assert torch.allclose(got, plain_ssim(x, y), rtol=0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# supernet_step.py: the parameter-sharing hierarchical RL row beside NNI DARTS, and the plot
+
+
+def test_supernet_step_hierarchical_rl_row(tmp_path):
+    supernet_step = load("supernet_step")
+    payload = supernet_step.main(["--spaces", "hinas-proxy", "--configs", "hierarchical_rl sharing", "--steps", "2",
+                                  "--warmup", "1", "--batch", "1", "--patch", "8", "--device", "cpu",
+                                  "--output", str(tmp_path)])
+    saved = json.loads((tmp_path / "supernet_step.json").read_text())
+    assert (tmp_path / "supernet_step.png").stat().st_size > 0
+    rows = {r["config"]: r for r in saved["rows"]}
+    assert list(rows) == ["nni_darts", "hierarchical_rl sharing"]
+    darts, rl = rows["nni_darts"], rows["hierarchical_rl sharing"]
+    assert rl["strategy"] == "hierarchical_rl" and rl["options"]["parameter_sharing"] is True
+    assert rl["steps_measured"] == 2 and all(t > 0 for t in rl["step_times_s"])
+    assert rl["time_ratio"] == pytest.approx(rl["step_mean_s"] / darts["step_mean_s"])
+    assert darts["time_ratio"] == pytest.approx(1.0)
+    assert math.isfinite(rl["peak_mib"]) and payload["rows"][1]["config"] == "hierarchical_rl sharing"

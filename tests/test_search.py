@@ -181,3 +181,33 @@ def test_diverging_candidates_are_failed_trials_with_a_reason_and_the_search_goe
         assert "TrainingDivergedError" in trial.user_attrs["fail_reason"], trial.user_attrs
         assert json.loads(trial.user_attrs["architecture"])
     assert json.loads((run_dir / "pareto.json").read_text())["front"] == []
+
+
+def test_max_duration_stops_a_sequential_search(image_folder, tmp_path):
+    experiment = tmp_path / "timed.yaml"
+    experiment.write_text(yaml.safe_dump({
+        "space": "deconas-proxy", "strategy": {"name": "random", "seed": 3},
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 2, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"max_trials": 10000, "max_duration": 4}, "output_dir": str(tmp_path / "run"),
+    }))
+    assert main(["search", str(experiment), "--no-progress"]) == 0
+    trials = _study(tmp_path / "run").trials
+    # Submissions stop once 4 s have gone into trials (of well under a second each here).
+    assert 1 <= len(trials) <= 60, len(trials)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "done"
+
+
+def test_a_configuration_without_a_study_name_records_into_one_study(image_folder, tmp_path):
+    from srnas_nni.config import parse_config
+    from srnas_nni.search import run_search
+
+    config = parse_config({
+        "space": "deconas-proxy", "strategy": {"name": "optuna", "sampler": "random", "seed": 0},
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 2, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"max_trials": 2}, "output_dir": str(tmp_path / "run"),
+    })
+    assert config.study_name == "deconas-optuna"
+    result = run_search(config, progress=False)
+    assert result.complete == 2 and len(_study(tmp_path / "run").trials) == 2

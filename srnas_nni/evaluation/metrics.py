@@ -25,12 +25,12 @@ turned into a batch of one and take the same path.
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Literal, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = ["rgb_to_y", "psnr", "ssim", "sr_metrics"]
 
@@ -169,11 +169,27 @@ def _psnr_values(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(_PEAK**2 / mse)
 
 
-def _gaussian_window(device: torch.device) -> torch.Tensor:
-    offsets = torch.arange(_SSIM_WINDOW, dtype=torch.float64, device=device) - (_SSIM_WINDOW - 1) / 2
+@functools.lru_cache(maxsize=1)
+def _gaussian_taps() -> tuple[float, ...]:
+    """The 11 taps of the normalised 1-D Gaussian (sigma 1.5), as float64 values."""
+    offsets = torch.arange(_SSIM_WINDOW, dtype=torch.float64) - (_SSIM_WINDOW - 1) / 2
     window = torch.exp(-offsets.square() / (2.0 * _SSIM_SIGMA**2))
     # fspecial's 2-D Gaussian normalised to sum 1 is the outer product of this normalised 1-D one.
-    return window / window.sum()
+    return tuple((window / window.sum()).tolist())
+
+
+def _filter_valid(planes: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:
+    """'valid' correlation of ``planes`` with the 1-D ``taps`` along ``dim``, as weighted shifted sums.
+
+    Each output is ``sum_k taps[k] * planes[i + k]``: the sum a convolution computes (in another
+    order, so equal to float64 rounding), but as ``len(taps)`` multiply-adds over whole slices, which
+    on CPU is several times faster than float64 ``conv2d`` (it has no vectorised kernel for doubles).
+    """
+    length = planes.shape[dim] - len(taps) + 1
+    out = planes.narrow(dim, 0, length) * taps[0]
+    for offset in range(1, len(taps)):
+        out.add_(planes.narrow(dim, offset, length), alpha=taps[offset])
+    return out
 
 
 def _ssim_values(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -183,14 +199,12 @@ def _ssim_values(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             f"SSIM needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping, "
             f"got {height}x{width}"
         )
-    batch, channels = x.shape[:2]
-    # All five local statistics of every channel in one separable 'valid' convolution; planes
-    # are stacked along the batch dimension (one input channel), faster than a grouped conv.
-    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(-1, 1, height, width)
-    window = _gaussian_window(x.device)
-    stats = F.conv2d(stats, window.view(1, 1, -1, 1))
-    stats = F.conv2d(stats, window.view(1, 1, 1, -1))
-    stats = stats.reshape(batch, 5 * channels, height - _SSIM_WINDOW + 1, width - _SSIM_WINDOW + 1)
+    channels = x.shape[1]
+    # All five local statistics of every channel filtered together: the 2-D Gaussian window is
+    # the outer product of the 1-D one, so a vertical then a horizontal 1-D pass apply it.
+    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    taps = _gaussian_taps()
+    stats = _filter_valid(_filter_valid(stats, taps, dim=2), taps, dim=3)
     mu_x, mu_y, xx, yy, xy = stats.split(channels, dim=1)
     mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
     var_x, var_y, cov = xx - mu_xx, yy - mu_yy, xy - mu_xy
