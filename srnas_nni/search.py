@@ -9,9 +9,10 @@
    file under ``models/``), the Lightning supernet evaluator for one-shot strategies
    (``evaluator.supernet``; checkpoints in ``supernet/``);
 3. a :class:`NasExperiment` runs with the sequential engine (or NNI's manager and web UI with
-   ``engine: nni``); a :class:`~srnas_nni.tracking.StudyRecorder` adds each finished model to the
-   study, and after each one the strategy's state is checkpointed and ``pareto.json`` rewritten, so
-   an interrupted search loses at most the trial in flight;
+   ``engine: nni``); after each finished model the search is checkpointed (strategy, engine, and the
+   model's result) and only then is the result added to the study by a
+   :class:`~srnas_nni.tracking.StudyRecorder` and ``pareto.json`` rewritten, so an interrupted search
+   loses at most the trial in flight and never records one twice;
 4. a one-shot strategy's derived architecture is then trained within ``evaluator.train`` (starting
    from the weights the strategy hands over, if any) and recorded with ``source = derived``; samples
    a strategy evaluated on shared weights are recorded with ``source = shared_weights``;
@@ -96,7 +97,34 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
         engine = super().execution_engine_factory(config)
         if not is_one_shot(self.strategy):
             self.recorder.attach(engine, self.strategy)
+            budget_available = engine.budget_available
+
+            def commit_then_check_budget() -> bool:
+                # Strategies ask this before each new model, after the last one's events were handled.
+                self.commit()
+                return budget_available()
+
+            engine.budget_available = commit_then_check_budget
         return engine
+
+    def commit(self) -> None:
+        """Checkpoint the search with its finished-but-unrecorded trials, then record them in the study.
+
+        A crash before the checkpoint loses those trials (the resumed search runs them again, from the
+        state before them); after it, the resumed search records them from the checkpoint (once: each
+        record carries a token). Either way no trial is lost or repeated.
+        """
+        if self._engine is not None and self.recorder.has_pending():
+            self.save_checkpoint()
+            self.recorder.flush()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "srnas_pending": self.recorder.pending_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for entry in state_dict.get("srnas_pending", []):
+            self.recorder.replay(entry)
 
 
 class _Progress:
@@ -249,16 +277,17 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
         front = write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
                                   strategy=config.strategy_name)
         bar.update(study, len(json.loads(front.read_text())["front"]))
-        experiment.save_checkpoint()  # the strategy's state after every trial: a crash loses one trial at most
 
     experiment.recorder = StudyRecorder(study, space, strategy=config.strategy_name,
                                         space_name=config.space_spec["space"], scale=config.scale,
                                         on_record=on_record)
+    experiment.recorder.deferred = True  # recorded after each checkpoint (_SearchExperiment.commit)
     status = "failed"
     try:
         port = int(config.experiment["port"])  # engine: nni (NNI's manager and web UI); ignored otherwise
         experiment.on_manager_started = lambda url: print(f"NNI web UI: {url}", flush=True)
         finished = experiment.resume(port=port) if resume else experiment.run(port=port)
+        experiment.commit()  # the last trial's record
         if finished is None:  # NNI caught Ctrl-C itself and stopped the experiment: not a finished search
             raise KeyboardInterrupt
         if one_shot:
@@ -268,6 +297,11 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
         status = "interrupted"
         raise
     finally:
+        if status != "done":
+            try:
+                experiment.commit()  # what finished before the interruption is kept
+            except Exception:  # noqa: BLE001 - the interruption is what the caller must see
+                _logger.exception("could not record the finished trials at the interruption")
         bar.close()
         experiment.recorder.detach()
         try:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +71,12 @@ class StudyRecorder:
         self.on_record = on_record
         self._engine = None
         self._recorded: set[int] = set()
+        #: With ``deferred``, finished models wait in :attr:`pending` until :meth:`flush` (the runner
+        #: checkpoints the search first, with the pending records in it: exactly-once across a crash).
+        self.deferred = False
+        self.pending: list[dict[str, Any]] = []
+        self._strategy = None
+        self._lock = threading.Lock()
 
     # -- engine events --------------------------------------------------------------------------
 
@@ -76,6 +84,8 @@ class StudyRecorder:
         """Listen to ``engine``; with an Optuna-driven ``strategy``, annotate its trials instead."""
         self._engine = engine
         if strategy is not None and hasattr(strategy, "trial_annotator"):
+            self._strategy = strategy
+            strategy.defer_tells = self.deferred
             strategy.trial_annotator = self._annotate
             strategy.trial_recorded = self._after_told
             return
@@ -98,7 +108,7 @@ class StudyRecorder:
         if id(model) in self._recorded:
             return
         self._recorded.add(id(model))
-        self.record(dict(getattr(model, "sample", None) or {}), event.metric, nni_trial=_model_id(model))
+        self._finished(dict(getattr(model, "sample", None) or {}), event.metric, nni_trial=_model_id(model))
 
     def _on_training_end(self, event) -> None:
         model = event.model
@@ -108,8 +118,45 @@ class StudyRecorder:
         reason = getattr(model, "failure_reason", None)
         if event.status == ModelStatus.Trained and reason is None:
             reason = "finished without reporting a final metric"
-        self.record(dict(getattr(model, "sample", None) or {}), None, nni_trial=_model_id(model),
-                    fail_reason=reason or "failed")
+        self._finished(dict(getattr(model, "sample", None) or {}), None, nni_trial=_model_id(model),
+                       fail_reason=reason or "failed")
+
+    def _finished(self, sample: dict[str, Any], metrics: Any, **details: Any) -> None:
+        if not self.deferred:
+            self.record(sample, metrics, **details)
+            return
+        plain = json.loads(json.dumps(metrics, default=_plain)) if isinstance(metrics, dict) else None
+        with self._lock:
+            self.pending.append({"sample": sample, "metrics": plain, "token": uuid.uuid4().hex,
+                                 "nni_trial": None if details.get("nni_trial") is None else str(details["nni_trial"]),
+                                 "fail_reason": details.get("fail_reason")})
+
+    # -- deferred records ---------------------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return bool(self.pending) or bool(getattr(self._strategy, "pending_tells", None))
+
+    def pending_state(self) -> list[dict[str, Any]]:
+        """The records not yet in the study (plain data, for the search checkpoint)."""
+        with self._lock:
+            return [dict(entry) for entry in self.pending]
+
+    def flush(self) -> None:
+        """Add the pending records (and tell an Optuna-driven strategy's pending trials) to the study."""
+        with self._lock:
+            pending, self.pending = self.pending, []
+        for entry in pending:
+            self.replay(entry)
+        if self._strategy is not None:
+            self._strategy.flush_tells()
+
+    def replay(self, entry: dict[str, Any]) -> None:
+        """Add one pending record unless the study already holds it (its ``record_token``)."""
+        held = {t.user_attrs.get("record_token") for t in self.study.get_trials(deepcopy=False)}
+        if entry["token"] in held:
+            return
+        self.record(entry["sample"], entry["metrics"], nni_trial=entry["nni_trial"], fail_reason=entry["fail_reason"],
+                    token=entry["token"])
 
     # -- Optuna-driven strategies -----------------------------------------------------------------
 
@@ -143,7 +190,7 @@ class StudyRecorder:
         return attrs
 
     def record(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, source: str = "trial",
-               nni_trial: Any = None, fail_reason: str | None = None) -> int:
+               nni_trial: Any = None, fail_reason: str | None = None, token: str | None = None) -> int:
         """Add one evaluated (or failed) architecture; returns its Optuna trial number."""
         values = None
         if isinstance(metrics, dict):
@@ -153,6 +200,8 @@ class StudyRecorder:
                 fail_reason = fail_reason or f"incomplete objectives in {sorted(metrics)}"
         params = self.encoding.encode(sample) if sample else {}
         attrs = self.attributes(sample, metrics, source=source, nni_trial=nni_trial, fail_reason=fail_reason)
+        if token is not None:
+            attrs["record_token"] = token
         state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
         trial = optuna.trial.create_trial(params=params, distributions={k: self.distributions[k] for k in params},
                                           values=values, user_attrs=attrs, state=state)
@@ -161,6 +210,10 @@ class StudyRecorder:
         if self.on_record is not None:
             self.on_record(number, metrics or {})
         return number
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if hasattr(value, "__float__") else str(value)
 
 
 def _model_id(model) -> Any:

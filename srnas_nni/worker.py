@@ -263,9 +263,9 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     encoding = SpaceEncoding(space)
     distributions = {label: optuna.distributions.CategoricalDistribution(values)
                      for label, values in encoding.choices.items()}
-    study, lock = _open_shared_study(url, config.study_name, sampler, heartbeat_interval, grace_period, max_retry)
     run_dir = config.output_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)  # before the study: the default storage is a file in it
+    study, lock = _open_shared_study(url, config.study_name, sampler, heartbeat_interval, grace_period, max_retry)
     _write_run_files(run_dir / RUN_FILE, run_dir / CONFIG_FILE, config, url)
     recorder = StudyRecorder(study, space, strategy=config.strategy_name, space_name=config.space_spec["space"],
                              scale=config.scale)

@@ -126,7 +126,7 @@ def test_search_killed_at_random_moments_resumes_without_losing_or_repeating_tri
     """SIGKILL three times, each at a random moment after one more trial (mid-trial, mid-checkpoint, ...)."""
     import random
 
-    planned, kills = 8, 3
+    planned, kills = 10, 3
     rng = random.Random(20261122)
     experiment = tmp_path / "killme.yaml"
     experiment.write_text(yaml.safe_dump({
@@ -146,11 +146,14 @@ def test_search_killed_at_random_moments_resumes_without_losing_or_repeating_tri
         target = len(seen) + 1
         try:
             deadline = time.time() + 180
-            while len(_finished(run_dir)) < target:
+            while len(finished := _finished(run_dir)) < target:
                 assert time.time() < deadline, f"no trial {target} within 180 s"
                 assert process.poll() is None, process.communicate()[1].decode()[-2000:]
-                time.sleep(0.1)
-            time.sleep(rng.uniform(0.0, 2.0))  # somewhere in the next trial, its recording or checkpoint
+                time.sleep(0.05)
+            # Somewhere in the next trial, its recording or the checkpoint after it (a trial takes a little
+            # longer than its training).
+            per_trial = 1.5 * max(t.user_attrs.get("train_seconds", 0.2) for t in finished) + 0.1
+            time.sleep(rng.uniform(0.0, per_trial))
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -211,3 +214,42 @@ def test_a_configuration_without_a_study_name_records_into_one_study(image_folde
     assert config.study_name == "deconas-optuna"
     result = run_search(config, progress=False)
     assert result.complete == 2 and len(_study(tmp_path / "run").trials) == 2
+
+
+@pytest.mark.parametrize("strategy", [{"name": "evolution", "seed": 1, "population_size": 3, "sample_size": 2},
+                                      {"name": "optuna", "sampler": "nsga2", "seed": 1,
+                                       "sampler_options": {"population_size": 4}}],
+                         ids=["evolution", "optuna"])
+def test_a_crash_between_checkpoint_and_record_loses_and_repeats_nothing(image_folder, tmp_path, strategy):
+    """The narrowest window: the checkpoint holds trial 3's result, the study does not yet."""
+    planned = 5
+    experiment = tmp_path / "window.yaml"
+    experiment.write_text(yaml.safe_dump({
+        "space": "deconas-proxy", "strategy": strategy,
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 2, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"max_trials": planned}, "output_dir": str(tmp_path / "run"),
+    }))
+    crash_after_checkpoint = (
+        "import os, sys\n"
+        "from srnas_nni import tracking\n"
+        "from srnas_nni.cli import main\n"
+        "flush, calls = tracking.StudyRecorder.flush, []\n"
+        "def crashing_flush(self):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 3:\n"
+        "        os._exit(9)  # as kill -9: the checkpoint is written, the study not\n"
+        "    flush(self)\n"
+        "tracking.StudyRecorder.flush = crashing_flush\n"
+        "main(['search', sys.argv[1], '--no-progress'])\n"
+    )
+    crashed = subprocess.run([sys.executable, "-c", crash_after_checkpoint, str(experiment)], capture_output=True,
+                             text=True, timeout=300)
+    assert crashed.returncode == 9, crashed.stderr[-2000:]
+    run_dir = tmp_path / "run"
+    assert len([t for t in _study(run_dir).trials if t.state.is_finished()]) == 2  # the third is only checkpointed
+    assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
+    trials = _study(run_dir).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * planned
+    if strategy["name"] == "evolution":  # deduplicating: a repeated trial would repeat an architecture
+        assert len({t.user_attrs["architecture"] for t in trials}) == planned

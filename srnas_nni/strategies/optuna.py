@@ -62,6 +62,10 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         self.trial_annotator: Callable[[Any, optuna.trial.Trial], None] | None = None
         #: ``(trial_number, metric)`` called after a trial is told.
         self.trial_recorded: Callable[[int, Any], None] | None = None
+        #: Hold results in :attr:`pending_tells` until :meth:`flush_tells` (the search runner checkpoints
+        #: in between, with them in this strategy's state, so a crash neither loses nor repeats a trial).
+        self.defer_tells = False
+        self.pending_tells: list[tuple[optuna.trial.Trial, list[float] | None, Any]] = []
 
     def _initialize(self, model_space, engine):
         initialized = super()._initialize(model_space, engine)
@@ -92,15 +96,9 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         trial = self._trials.pop(event.model, None)
         if trial is None:
             return
-        values = objective_values(event.metric)
         if self.trial_annotator is not None:
             self.trial_annotator(event, trial)
-        if values is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, values)
-        if self.trial_recorded is not None:
-            self.trial_recorded(trial.number, event.metric)
+        self._told(trial, objective_values(event.metric), event.metric)
 
     def _tell_failure(self, event) -> None:
         # Still pending at the end of training: it failed, or finished without a final metric.
@@ -108,16 +106,37 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         if trial is not None:
             if self.trial_annotator is not None:
                 self.trial_annotator(event, trial)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._told(trial, None, None)
+
+    def _told(self, trial: optuna.trial.Trial, values: list[float] | None, metric: Any) -> None:
+        if self.defer_tells:
+            self.pending_tells.append((trial, values, metric))
+            return
+        self._tell(trial.number, values)
+        if self.trial_recorded is not None:
+            self.trial_recorded(trial.number, metric)
+
+    def _tell(self, number: int, values: list[float] | None) -> None:
+        if values is None:
+            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(number, values)
+
+    def flush_tells(self) -> None:
+        """Tell the results held back by ``defer_tells``."""
+        pending, self.pending_tells = self.pending_tells, []
+        for trial, values, metric in pending:
+            self._tell(trial.number, values)
             if self.trial_recorded is not None:
-                self.trial_recorded(trial.number, None)
+                self.trial_recorded(trial.number, metric)
 
     def state_dict(self) -> dict[str, Any]:
         """The archive, the sampler (its random state included) and, for an in-memory study, its trials.
 
         A persistent study (``storage``) keeps its trials itself; an in-memory one would lose them.
         """
-        state = {**super().state_dict(), "study_name": self.study_name}
+        state = {**super().state_dict(), "study_name": self.study_name,
+                 "pending_tells": [(trial.number, values) for trial, values, _ in self.pending_tells]}
         if self.study is not None:
             state["sampler"] = pickle.dumps(self.study.sampler)
             if self.storage is None:
@@ -127,6 +146,7 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         sampler, trials = state_dict.pop("sampler", None), state_dict.pop("trials", None)
+        pending = state_dict.pop("pending_tells", [])
         state_dict.pop("study_name", None)
         super().load_state_dict(state_dict)
         if self.study is None:
@@ -135,6 +155,13 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
             self.study.sampler = pickle.loads(sampler)
         if trials and not self.study.get_trials(deepcopy=False):
             self.study.add_trials(trials)
+        # Results checkpointed but not yet told when the process stopped: tell them now (exactly once).
+        running = {t.number for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        for number, values in pending:
+            if number in running:
+                self._tell(number, values)
         # Trials left running by the interrupted process will never be told: they failed.
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            self.study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                                    "interrupted: the search stopped while it ran")
             self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
