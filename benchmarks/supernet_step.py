@@ -92,21 +92,6 @@ def _rss_kib() -> int:
     return 0
 
 
-def _prepare_controller(strategy, space) -> None:
-    """What ``HierarchicalRLOneShot._initialize`` does before NNI's engine exists: controller, reward, cost.
-
-    NNI calls ``_initialize`` with its raw-format model space and sequential engine when an experiment
-    starts; this benchmark drives the Lightning module directly, so it sets up the same pieces from the
-    plain space (before it becomes a supernet) with the strategy module's own builders.
-    """
-    from srnas_nni.strategies.hierarchical_rl import _build_controller, make_reward
-
-    strategy._controller, strategy._generator = _build_controller(space, strategy.options)
-    strategy._reward_fn = make_reward(strategy.options["reward"], space, strategy.options)
-    strategy._scale = int(space.scale)
-    strategy._cost = space.cost
-
-
 def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, warmup: int, device: str) -> dict:
     """Build and train one configuration for ``warmup + steps`` batches; time and memory of the last ``steps``."""
     import pytorch_lightning as pl
@@ -128,7 +113,7 @@ def run_one(config: str, space_name: str, batch: int, patch: int, steps: int, wa
     loaders = {key: torch.utils.data.DataLoader(_RandomPatches(total, batch, patch, space.scale, seed), batch_size=None)
                for key, seed in (("train", 0), ("val", 1))}
     if name == "hierarchical_rl":
-        _prepare_controller(strategy, space)
+        strategy.prepare(space)  # what NNI's _initialize does before the engine exists
     supernet = strategy.mutate_model(space)
     module = strategy.configure_oneshot_module(SRLightningModule(scale=space.scale))
     module.set_model(supernet)

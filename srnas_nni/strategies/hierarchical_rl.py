@@ -1053,13 +1053,20 @@ class HierarchicalRLOneShot(RandomOneShot):
 
     check_space = staticmethod(_check_space)
 
-    def _initialize(self, model_space, engine):
-        # Levels, rewards and cost extremes from the plain space, before it becomes a supernet.
-        space = _sr_space(model_space)
+    def prepare(self, space) -> None:
+        """Build the controller, the reward and the cost model from the plain SR space.
+
+        NNI's experiment does this through ``_initialize``; call it directly to drive
+        :meth:`configure_oneshot_module` without an experiment (benchmarks, notebooks).
+        """
         self._controller, self._generator = _build_controller(space, self.options)
         self._reward_fn = make_reward(self.options["reward"], space, self.options)
         self._scale = int(getattr(space, "scale", 2))
         self._cost = space.cost
+
+    def _initialize(self, model_space, engine):
+        # Levels, rewards and cost extremes from the plain space, before it becomes a supernet.
+        self.prepare(_sr_space(model_space))
         return super()._initialize(model_space, engine)
 
     def configure_oneshot_module(self, training_module) -> HierarchicalRLLightningModule:
