@@ -8,8 +8,8 @@ Every run is a real search through the project's runner (``srnas_nni.config.pars
 * multi-trial strategies (``random`` = NNI's Random, ``hierarchical_rl``, ``nsga2``, ...) search until
   ``--budget`` seconds have passed; then the search is interrupted as Ctrl-C does (SIGALRM raises
   ``KeyboardInterrupt``; ``run_search`` stops NNI and the study keeps every finished trial). The budget
-  is enforced here because NNI's sequential engine ignores ``max_experiment_duration``, which
-  ``experiment.max_duration`` sets (it is set too). Every candidate trains ``--train-steps`` steps.
+  is enforced here, on wall-clock time: ``experiment.max_duration`` (set too) counts only the time
+  spent in trials and lets the trial in flight finish. Every candidate trains ``--train-steps`` steps.
 * one-shot strategies (``sparsestmax_darts``, ``hinas``, ``dlsr``, ...) must fit the supernet search
   *and* the training of their derived architecture in the same budget. Before the seeds, two short
   calibration runs of that strategy on that space (``--calibration-steps K1 K2`` supernet steps and
