@@ -145,16 +145,18 @@ class StudyRecorder:
         """Add the pending records (and tell an Optuna-driven strategy's pending trials) to the study."""
         with self._lock:
             pending, self.pending = self.pending, []
-        for entry in pending:
-            self.replay(entry)
+        for entry in pending:  # never in the study yet: no token look-up (that is for resumes, replay)
+            self._record_entry(entry)
         if self._strategy is not None:
             self._strategy.flush_tells()
 
     def replay(self, entry: dict[str, Any]) -> None:
         """Add one pending record unless the study already holds it (its ``record_token``)."""
         held = {t.user_attrs.get("record_token") for t in self.study.get_trials(deepcopy=False)}
-        if entry["token"] in held:
-            return
+        if entry["token"] not in held:
+            self._record_entry(entry)
+
+    def _record_entry(self, entry: dict[str, Any]) -> None:
         self.record(entry["sample"], entry["metrics"], nni_trial=entry["nni_trial"], fail_reason=entry["fail_reason"],
                     token=entry["token"])
 
