@@ -284,15 +284,18 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     try:
         while True:
             out_of_time = deadline is not None and time.perf_counter() > deadline
+            # A stop arriving while a trial is being admitted waits until _evaluate can hand the trial back.
+            mask = _block_stops()
             with lock.held():
                 trial, finished = _admit(study, distributions, worker_id, max_trials, out_of_time, grace_period)
             if trial is None:
+                _restore_stops(mask)
                 if finished:
                     break
                 time.sleep(poll_interval)  # others are still running the last trials; one may die and need us
                 continue
             _evaluate(trial, study, encoding, space, recorder, arguments, evaluate_sr_model, worker_id,
-                      heartbeat_interval, counts, log)
+                      heartbeat_interval, counts, log, mask)
             write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
                               strategy=config.strategy_name)
     except WorkerStopped:  # between trials: nothing of ours is running
@@ -373,8 +376,23 @@ def _fail_orphans(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], g
             _requeue(study, trial)
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _block_stops():
+    """Hold SIGINT/SIGTERM back (main thread only); returns the mask to restore, or None."""
+    if not _main_thread() or not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+
+
+def _restore_stops(mask) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held-back stop is raised right after this
+
+
 def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
-              counts, log) -> None:
+              counts, log, mask=None) -> None:
     sample = encoding.decode(trial.params)
     retry_of = study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
     label = f"trial {trial.number}" + (f" (retry of {retry_of})" if retry_of is not None else "")
@@ -382,6 +400,7 @@ def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, work
     try:
         with _Heartbeat(study._storage, trial._trial_id, heartbeat_interval):
             try:
+                _restore_stops(mask)
                 metrics = evaluate(space.freeze(sample), architecture=sample, report=False, **arguments)
             except (KeyboardInterrupt, WorkerStopped) as exc:
                 _hand_back(study, trial, recorder, sample, f"worker {worker_id} stopped ({type(exc).__name__})")
