@@ -72,8 +72,12 @@ class WorkerResult:
     complete: int
 
 
-class WorkerStopped(Exception):
-    """SIGTERM (or SIGINT) reached a worker: its running trial is handed back to the study."""
+class WorkerStopped(BaseException):
+    """SIGTERM (or SIGINT) reached a worker: its running trial is handed back to the study.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the signal may land anywhere inside a trial, and a
+    handler for ``Exception`` there (an image decoder's, a cost counter's) must not take it for a failure.
+    """
 
 
 # -- the sampler ----------------------------------------------------------------------------------
@@ -393,6 +397,21 @@ def _restore_stops(mask) -> None:
 
 def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
               counts, log, mask=None) -> None:
+    """Train and score ``trial``, then tell the study; entered with stops held back (``mask`` restores them).
+
+    Stops are let through only while the candidate trains: a stop there hands the trial back; a stop
+    arriving while the result is recorded is taken once it is recorded, between trials.
+    """
+    try:
+        sample, label, metrics, reason = _train_candidate(trial, study, encoding, space, recorder, arguments,
+                                                          evaluate, worker_id, heartbeat_interval, counts, log, mask)
+        _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log)
+    finally:
+        _restore_stops(mask)
+
+
+def _train_candidate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
+                     counts, log, mask):
     sample = encoding.decode(trial.params)
     retry_of = study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
     label = f"trial {trial.number}" + (f" (retry of {retry_of})" if retry_of is not None else "")
@@ -401,7 +420,10 @@ def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, work
         with _Heartbeat(study._storage, trial._trial_id, heartbeat_interval):
             try:
                 _restore_stops(mask)
-                metrics = evaluate(space.freeze(sample), architecture=sample, report=False, **arguments)
+                try:
+                    metrics = evaluate(space.freeze(sample), architecture=sample, report=False, **arguments)
+                finally:
+                    _block_stops()
             except (KeyboardInterrupt, WorkerStopped) as exc:
                 _hand_back(study, trial, recorder, sample, f"worker {worker_id} stopped ({type(exc).__name__})")
                 counts["handed_back"] += 1
@@ -412,6 +434,10 @@ def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, work
                 reason = f"{type(exc).__name__}: {first_line}"[:500]
     except WorkerStopped:
         raise KeyboardInterrupt from None
+    return sample, label, metrics, reason
+
+
+def _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log) -> None:
     values = objective_values(metrics) if metrics is not None else None
     if metrics is not None and values is None:
         reason = f"incomplete objectives in {sorted(metrics)}"

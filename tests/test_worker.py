@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from srnas_nni.cli import main
 from srnas_nni.config import ConfigError, parse_config
 from srnas_nni.evolution_sampler import RegularizedEvolutionSampler
-from srnas_nni.worker import AdmissionLock, worker_sampler
+from srnas_nni.worker import AdmissionLock, run_worker, worker_sampler
 
 POSTGRES_URL = os.environ.get("SRNAS_TEST_POSTGRES_URL")
 SPACE = {f"layer{i}": CategoricalDistribution(["a", "b", "c", "d"]) for i in range(6)}
@@ -270,6 +270,32 @@ def test_a_stopped_worker_hands_its_trial_back_and_another_finishes_it(tmp_path,
     trials = optuna.load_study(study_name="workers", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].user_attrs["worker"] == "next"
+
+
+def test_a_stop_landing_inside_image_decoding_hands_the_trial_back(tmp_path, image_folder, monkeypatch):
+    # The decoder turns any Exception into "corrupt image"; a stop arriving there must still stop the worker.
+    from srnas_nni.evaluation import images
+
+    decode, stops = images._decode, []
+
+    def decode_then_stop(path):
+        handler = signal.getsignal(signal.SIGTERM)
+        if not stops and getattr(handler, "__qualname__", "").startswith("run_worker"):  # never kill pytest itself
+            stops.append(path)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return decode(path)
+
+    monkeypatch.setattr(images, "_decode", decode_then_stop)
+    config = parse_config(_config(tmp_path, image_folder, "random", max_trials=2))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    with pytest.raises(KeyboardInterrupt):
+        run_worker(config, storage=storage, worker_id="stopped", heartbeat_interval=1, log=lambda line: None)
+    assert stops, "no image was decoded inside the trial"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the worker's handler is gone again
+    trials = optuna.load_study(study_name=config.study_name, storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert "stopped (WorkerStopped)" in trials[0].user_attrs["fail_reason"]
+    assert trials[1].params == trials[0].params
 
 
 def _running_of(storage: str, study_name: str, worker: str) -> list:
