@@ -127,3 +127,35 @@ def test_final_metric_event_carries_objectives_and_architecture(evaluator, tmp_p
     assert conv3["multadds"] > conv1["multadds"]
     for metric in received:
         assert set(metric) >= {"default", "psnr", "ssim", "params", "multadds", "train_seconds"}
+
+
+def _fp32_switches() -> tuple:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+class _SwitchProbe(TinySR):
+    """Records the float32 precision switches each time it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(_fp32_switches())
+        return super().forward(x)
+
+
+def test_scoring_runs_in_ieee_float32_and_restores_the_switches(image_folder):
+    from srnas_nni.evaluation.data import open_dataset
+    from srnas_nni.evaluation.validation import super_resolve, validate
+
+    before = _fp32_switches()
+    model = _SwitchProbe()
+    validate(model, open_dataset(str(image_folder), 2, split="val"))
+    super_resolve(model, (torch.rand(12, 10, 3) * 255).byte().numpy())
+    ieee = ("ieee", "ieee") if isinstance(before[0], str) else (False, False)
+    assert model.seen and set(model.seen) == {ieee}  # TF32 convolutions would move PSNR by ~1e-3 dB on CUDA
+    assert _fp32_switches() == before

@@ -43,6 +43,7 @@ from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcess
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..nni_compat import nni
+from ..runtime import ieee_float32
 from .data import PatchSampler, open_dataset
 from .losses import get_loss
 from .metrics import psnr
@@ -174,7 +175,7 @@ class SRLightningModule(nni_pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         lr, hr = batch
-        with torch.no_grad():
+        with torch.no_grad(), ieee_float32():
             value = psnr(self.model(lr).clamp(0, 1), hr, crop=self.scale)
         self._val_psnr.append(value)
         self.log("val_psnr", value, prog_bar=True, batch_size=lr.shape[0])

@@ -33,7 +33,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import SRNASError
-from ..runtime import atomic_write_bytes
+from ..runtime import atomic_write_bytes, ieee_float32
 from .data import to_float_tensor
 from .images import read_image, to_rgb
 from .validation import to_uint8_image
@@ -102,7 +102,7 @@ def upscale_array(model: nn.Module, lr: np.ndarray, scale: int, *, tile: int = 0
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), ieee_float32():
             for rows, columns, core in iter_tiles(model, lr, scale, tile=tile, overlap=overlap, device=device):
                 out[rows, columns] = to_uint8_image(core)
     finally:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import DatasetError, ImageReadError
+from ..runtime import ieee_float32
 from .data import SkippedImageWarning, to_float_tensor, validation_batches
 from .images import to_rgb
 from .metrics import sr_metrics
@@ -63,7 +64,7 @@ def to_uint8_image(batch: torch.Tensor) -> np.ndarray:
 
 def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
     """Run ``model`` on one uint8 LR image (HxW or HxWx3); return the uint8 HxWx3 SR image."""
-    with torch.no_grad():
+    with torch.no_grad(), ieee_float32():
         return to_uint8_image(model(to_float_tensor(to_rgb(lr)[None], device)))
 
 
@@ -90,7 +91,7 @@ def validate(model: nn.Module, dataset, *, device: torch.device | str = "cpu", c
                     warnings.warn(SkippedImageWarning(f"{image.name}: {reason}; skipped"), stacklevel=2)
                     continue
                 raise ImageReadError(image.name, reason)
-            with torch.no_grad():
+            with torch.no_grad(), ieee_float32():
                 sr = to_uint8_image(model(image.lr))
             if sr.shape[:2] != image.hr.shape[:2]:
                 raise ValueError(
