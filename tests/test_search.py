@@ -121,6 +121,36 @@ def _finished(run_dir: Path) -> list:
         return []
 
 
+def test_sigterm_stops_a_search_like_ctrl_c(image_folder, tmp_path):
+    """A scheduler's SIGTERM: exit 130, the run marked interrupted, every finished trial kept."""
+    experiment = tmp_path / "term.yaml"
+    experiment.write_text(yaml.safe_dump({
+        "space": "deconas-proxy", "strategy": "random",
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 3, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"max_trials": 1000}, "output_dir": str(tmp_path / "run"),
+    }))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "search", str(experiment), "--no-progress"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.time() + 180
+        while not (before := _finished(run_dir)):
+            assert time.time() < deadline and process.poll() is None, "no trial within 180 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130 and "interrupted" in stderr, stderr[-2000:]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    after = {t.number: t.user_attrs["architecture"] for t in _finished(run_dir)}
+    assert {t.number: t.user_attrs["architecture"] for t in before}.items() <= after.items()
+
+
 @pytest.mark.slow
 def test_search_killed_at_random_moments_resumes_without_losing_or_repeating_trials(image_folder, tmp_path):
     """SIGKILL three times, each at a random moment after one more trial (mid-trial, mid-checkpoint, ...)."""

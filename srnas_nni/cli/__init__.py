@@ -12,7 +12,9 @@
 
 Each module has ``register(subparsers)``, which adds its subcommands with a ``handler``; a new
 group is one more module in :data:`COMMAND_MODULES`. Errors in the input print one line,
-``srnas: error: ...``, and exit with status 2.
+``srnas: error: ...``, and exit with status 2. SIGTERM (a scheduler's preemption, ``kill``) is
+taken like Ctrl-C: the command stops cleanly (finished trials recorded, NNI's manager stopped, the
+run marked interrupted) and exits with status 130.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import argparse
 import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 import warnings
 from typing import Sequence
 
@@ -63,6 +67,23 @@ def _one_line_warnings():
         warnings.formatwarning = original
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Inside: SIGTERM raises ``KeyboardInterrupt`` (main thread only; the previous handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        with _one_line_warnings():
+        with _one_line_warnings(), _sigterm_as_interrupt():
             return int(args.handler(args) or 0)
     except SRNASError as exc:
         print(f"srnas: error: {exc}", file=sys.stderr)
