@@ -248,6 +248,35 @@ def test_calibration_fits_a_line_through_two_runs(search_quality, monkeypatch):
     assert search_quality.calibrate(args, "hinas-proxy", "hinas")["steps"] == 1
 
 
+def test_a_calibration_that_misses_the_budget_is_refitted_on_the_first_seed(search_quality, monkeypatch):
+    # Short calibration runs see neither the periodic cost (every 25 steps) nor a runaway: the check run does.
+    def wall(steps):
+        return 4.0 + 0.5 * steps + 6.0 * (steps // 25)
+
+    calls = []
+
+    def fake_run(args, space, strategy, seed, *, steps, limit):
+        calls.append(steps)
+        interrupted = limit is not None and wall(steps) > limit
+        return {"wall_s": limit if interrupted else wall(steps), "interrupted_at_limit": interrupted,
+                "error": None, "seed": seed, "steps": steps}
+
+    monkeypatch.setattr(search_quality, "run_once", fake_run)
+    args = search_quality.parse_args(["--budget", "60", "--calibration-steps", "2", "6", "--seeds", "3", "4"])
+    calibration = search_quality.calibrate(args, "hinas-proxy", "hinas")
+    assert calibration["steps"] == 112  # (60 - 4) / 0.5, blind to the checkpoints
+    steps, run = search_quality.run_calibrated(args, "hinas-proxy", "hinas", calibration, limit=240.0)
+    assert calls[2] == 112 and wall(112) > 1.15 * 60  # 84 s: refitted
+    assert abs(run["wall_s"] - 60) <= 0.15 * 60 and run["steps"] == steps == calibration["steps"] < 112
+    assert run["seed"] == 3 and calibration["refits"][0]["steps_run"] == 112
+
+    calibration = {"calibration_steps": [2, 6], "calibration_wall_s": [5.0, 7.0], "steps": 4000}  # noise: a runaway
+    calls.clear()
+    steps, run = search_quality.run_calibrated(args, "hinas-proxy", "hinas", calibration, limit=240.0)
+    assert calibration["refits"][0]["rule"] == "interrupted: scaled" and calls[0] == 4000
+    assert abs(run["wall_s"] - 60) <= 0.15 * 60 and steps < 4000
+
+
 def test_warmups_scale_with_the_search(search_quality):
     assert search_quality.strategy_spec("hinas", 50) == {"preset": "hinas", "warmup_steps": 10}
     assert search_quality.strategy_spec("dlsr", 100) == {"preset": "dlsr", "warmup_steps": 2}
