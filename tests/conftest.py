@@ -94,6 +94,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def signal_when_ready(process, ready, signum, *, wait: float = 180, timeout: float = 120) -> str:
+    """Send ``signum`` to ``process`` once ``ready()`` is true; return its output once it has ended.
+
+    Fails if ``process`` ends first or ``ready()`` stays false for ``wait`` seconds; the process is
+    killed if it is still running when this returns or fails.
+    """
+    import time
+
+    try:
+        deadline = time.time() + wait
+        while not ready():
+            assert process.poll() is None, f"the process ended first: {process.communicate()[0]}"
+            assert time.time() < deadline, f"not ready within {wait} s"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        output, errors = process.communicate(timeout=timeout)
+        return (output or "") + (errors or "")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 #: NNI's bundled node binary (its manager runs on it).
 NNI_NODE_BINARY = Path(__import__("nni_node").__path__[0]) / "node"
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from srnas_nni.cli import main
-from .conftest import free_port
+from .conftest import free_port, signal_when_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -134,17 +134,13 @@ def test_sigterm_stops_a_search_like_ctrl_c(image_folder, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "srnas_nni", "search", str(experiment), "--no-progress"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.time() + 180
-        while not (before := _finished(run_dir)):
-            assert time.time() < deadline and process.poll() is None, "no trial within 180 s"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    before: list = []
+
+    def a_trial_finished() -> bool:
+        before[:] = _finished(run_dir)
+        return bool(before)
+
+    stderr = signal_when_ready(process, a_trial_finished, signal.SIGTERM)
     assert process.returncode == 130 and "interrupted" in stderr, stderr[-2000:]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     after = {t.number: t.user_attrs["architecture"] for t in _finished(run_dir)}

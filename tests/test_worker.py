@@ -26,6 +26,8 @@ from srnas_nni.config import ConfigError, parse_config
 from srnas_nni.evolution_sampler import RegularizedEvolutionSampler
 from srnas_nni.worker import AdmissionLock, run_worker, worker_sampler
 
+from .conftest import signal_when_ready
+
 POSTGRES_URL = os.environ.get("SRNAS_TEST_POSTGRES_URL")
 SPACE = {f"layer{i}": CategoricalDistribution(["a", "b", "c", "d"]) for i in range(6)}
 
@@ -249,17 +251,8 @@ def test_a_stopped_worker_hands_its_trial_back_and_another_finishes_it(tmp_path,
     experiment.write_text(yaml.safe_dump(_config(tmp_path, image_folder, "random", max_trials=2)))
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     stopped = _worker(experiment, storage, "stopped", "--set", "evaluator.train.steps=100000")
-    try:
-        deadline = time.time() + 180
-        while not _running_of(storage, "workers", "stopped"):
-            assert time.time() < deadline and stopped.poll() is None, "the worker started no trial"
-            time.sleep(0.2)
-        stopped.send_signal(signal.SIGTERM)
-        output, _ = stopped.communicate(timeout=60)
-    finally:
-        if stopped.poll() is None:
-            stopped.kill()
-            stopped.wait()
+    output = signal_when_ready(stopped, lambda: _running_of(storage, "workers", "stopped"), signal.SIGTERM,
+                               timeout=60)
     assert stopped.returncode == 130 and "handed back" in output, output
     trials = optuna.load_study(study_name="workers", storage=storage).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
