@@ -21,8 +21,8 @@ import torch
 
 from .errors import SRNASError
 
-__all__ = ["resolve_device", "seed_everything", "ieee_float32", "atomic_write_bytes", "atomic_write_json",
-           "atomic_torch_save", "machine_description"]
+__all__ = ["resolve_device", "seed_everything", "ieee_float32", "float32_precision_switches", "atomic_write_bytes",
+           "atomic_write_json", "atomic_torch_save", "machine_description"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -45,6 +45,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def float32_precision_switches() -> list[tuple[Any, str, Any]]:
+    """``(owner, attribute, IEEE value)`` of this torch's CUDA float32 switches: convolutions, matmuls."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch >= 2.9: the new switches
+        return [(cudnn_conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+
+
 @contextlib.contextmanager
 def ieee_float32() -> Iterator[None]:
     """Inside: CUDA float32 convolutions and matmuls in full IEEE precision (no TF32); restored after.
@@ -54,11 +62,7 @@ def ieee_float32() -> Iterator[None]:
     CPU (an H100), so every score (validation, evaluation, tiled inference) is computed in float32 proper.
     No effect on a CPU.
     """
-    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
-    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):  # torch >= 2.9: the new switches
-        switches = [(cudnn_conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
-    else:
-        switches = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    switches = float32_precision_switches()
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in switches]
     try:
         for owner, name, value in switches:
