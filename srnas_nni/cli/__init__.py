@@ -11,7 +11,8 @@
   super-resolution of any image).
 
 Each module has ``register(subparsers)``, which adds its subcommands with a ``handler``; a new
-group is one more module in :data:`COMMAND_MODULES`. Errors in the input print one line,
+group is one more module in :data:`COMMAND_MODULES`; a module imports what its commands need when
+they run, so ``--help``, ``--version`` and ``space list`` start in well under a second. Errors in the input print one line,
 ``srnas: error: ...``, and exit with status 2. SIGTERM (a scheduler's preemption, ``kill``) is
 taken like Ctrl-C: the command stops cleanly (finished trials recorded, NNI's manager stopped, the
 run marked interrupted) and exits with status 130.
@@ -29,6 +30,7 @@ import threading
 import warnings
 from typing import Sequence
 
+from .. import __version__
 from ..errors import SRNASError
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srnas", description="Neural architecture search for single-image super-resolution (NNI + Optuna).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=f"srnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
@@ -89,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # NNI logs every experiment step at INFO, to stdout and to our handler
+    # NNI logs every experiment step at INFO, to stdout and to our handler. A command that imports
+    # neither NNI nor Optuna (``uses_nni=False``: listing names) skips this, and their seconds of imports.
+    if not args.verbose and getattr(args, "uses_nni", True):
         from ..nni_compat import quiet_console
 
         quiet_console()

@@ -7,13 +7,13 @@ import json
 
 def register(sub) -> None:
     p = sub.add_parser("space", help="list search spaces, or describe one",
-                       description="'srnas space list' names the registered spaces, the YAML presets in "
-                                   "search_spaces/ and the published architectures; 'srnas space info NAME' prints "
+                       description="'srnas space list' names the registered spaces, their YAML presets "
+                                   "(search_spaces/) and the published architectures; 'srnas space info NAME' prints "
                                    "every label with its choices and the size of the space.")
     space_sub = p.add_subparsers(dest="space_command", required=True, metavar="ACTION")
     q = space_sub.add_parser("list", help="spaces, YAML presets and published architectures")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=_cmd_space_list)
+    q.set_defaults(handler=_cmd_space_list, uses_nni=False)
     q = space_sub.add_parser("info", help="labels, choices per label and log10 of the number of architectures")
     q.add_argument("name", help="a registered space (hnas, dlsr, ...) or a YAML preset (dlsr-proxy, path.yaml)")
     q.add_argument("--scale", type=int, default=None, help="override the preset's scale")
@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def _cmd_space_list(args) -> int:
+    from ..presets import published_presets as presets
     from ..spaces import list_spaces, space_preset_names
-    from ..spaces.presets import presets
 
     table = {
         "spaces": list_spaces(),

@@ -1,8 +1,11 @@
 """The search spaces of the five seed SR-NAS systems, as NNI 3.0 model spaces.
 
-A name maps to a builder (``get("dlsr", scale=4)``); YAML presets in ``search_spaces/`` name a
-builder and its arguments (``load_space_preset("dlsr-proxy")``); the papers' final architectures
-are frozen samples in :mod:`srnas_nni.spaces.presets`.
+A name maps to a builder (``get("dlsr", scale=4)``); YAML presets (:data:`srnas_nni.presets.SPACE_PRESETS`,
+``search_spaces/`` in a clone) name a builder and its arguments (``load_space_preset("dlsr-proxy")``);
+the papers' final architectures are frozen samples, built by :mod:`srnas_nni.spaces.presets`.
+
+Each space lives in the module of its name and is imported on first use, so listing the spaces and
+their presets imports neither torch nor NNI.
 
 Spaces: ``hnas`` (Guo et al., arXiv 2003.04619), ``trilevel`` (Wu et al., 2101.06658), ``hinas``
 (Zhang et al., 2012.13212), ``dlsr`` (Huang et al., 2105.03939), ``deconas`` (Ahn & Cho,
@@ -11,37 +14,40 @@ Spaces: ``hnas`` (Guo et al., arXiv 2003.04619), ``trilevel`` (Wu et al., 2101.0
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ModelSpecError
-from ..presets import preset_names, read_preset
+from ..presets import SPACE_PRESETS, preset_names, read_preset
 from ..registry import Registry
-from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
+
+if TYPE_CHECKING:
+    from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
 
 __all__ = [
     "SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost",
     "register_space", "get", "list_spaces", "load_space_preset", "space_preset_names", "SPACE_PRESET_DIR",
 ]
 
-#: Modules that define (and register) the spaces, imported on first use.
-_SPACE_MODULES = ("hnas", "trilevel", "hinas", "dlsr", "deconas")
+#: The built-in spaces: each is registered under its name by the module of that name, on first use.
+_SPACE_MODULES = {name: f"{__name__}.{name}" for name in ("hnas", "trilevel", "hinas", "dlsr", "deconas")}
 
-#: YAML presets users swap: ``search_spaces/`` at the top of the project.
-SPACE_PRESET_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+#: YAML presets users swap (``search_spaces/`` in a clone); kept under this name for callers.
+SPACE_PRESET_DIR = SPACE_PRESETS
 
-
-def _load_all() -> None:
-    for module in _SPACE_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{module}":
-                raise
+#: The space contract, imported from :mod:`.base` (and with it NNI) when first asked for.
+_BASE_NAMES = ("SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost")
 
 
-_SPACES: Registry[Callable[..., SRModelSpace]] = Registry("space", error=ModelSpecError, loader=_load_all)
+def __getattr__(name: str) -> Any:
+    if name in _BASE_NAMES:
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SPACES: Registry[Callable[..., SRModelSpace]] = Registry("space", error=ModelSpecError, modules=_SPACE_MODULES)
 
 
 def register_space(name: str):
@@ -93,11 +99,3 @@ def _build_from_space_spec(spec: dict, scale: int | None) -> Any:
     except Exception as exc:  # NNI's SampleValidationError and friends
         raise ModelSpecError(f"sample does not fit space {spec['space']!r}: {str(exc).splitlines()[0]}") from None
 
-
-def _register_spec_resolver() -> None:
-    from ..models import register_spec_resolver
-
-    register_spec_resolver("space", _build_from_space_spec)
-
-
-_register_spec_resolver()

@@ -1,8 +1,8 @@
 """Search strategies as NNI 3.0 strategies, selectable by name.
 
 ``get("random", seed=0)`` builds a registered strategy; ``load_strategy_preset("random")`` builds
-one from ``strategies/<name>.yaml`` (``name:`` plus keyword arguments, the shape of NNI's
-``tuner: {name, classArgs}``). Third-party packages register strategies through the Python entry
+one from the preset ``random.yaml`` in :data:`srnas_nni.presets.STRATEGY_PRESETS` (``strategies/``
+in a clone): ``name:`` plus keyword arguments, the shape of NNI's ``tuner: {name, classArgs}``. Third-party packages register strategies through the Python entry
 point group ``srnas_nni.strategies`` (``name = "package.module:StrategyClass"``).
 
 Modules: :mod:`.builtin` (NNI's own strategies, with a Pareto archive for multi-trial ones),
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import SRNASError
-from ..presets import closest_hint, preset_names, read_preset
+from ..presets import STRATEGY_PRESETS, closest_hint, preset_names, read_preset
 from ..registry import Registry
 
-__all__ = ["register_strategy", "get", "list_strategies", "check_compatible", "load_strategy_preset",
+__all__ = ["register_strategy", "get", "accepts_option", "list_strategies", "check_compatible", "load_strategy_preset",
            "strategy_preset_names",
            "STRATEGY_PRESET_DIR", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "srnas_nni.strategies"
-#: YAML presets users swap: ``strategies/`` at the top of the project.
-STRATEGY_PRESET_DIR = Path(__file__).resolve().parents[2] / "strategies"
+#: YAML presets users swap (``strategies/`` in a clone); kept under this name for callers.
+STRATEGY_PRESET_DIR = STRATEGY_PRESETS
 #: Modules of this package that register strategies when imported.
 _STRATEGY_MODULES = ("builtin", "optuna", "hierarchical_rl", "sparsestmax_darts", "dlsr", "hinas")
 
@@ -76,6 +76,12 @@ def _accepted_options(name: str) -> tuple[str, ...] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return tuple(p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name != "self")
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the registered strategy ``name`` takes the keyword argument ``option`` (False when it cannot tell)."""
+    accepted = _accepted_options(name)
+    return accepted is not None and option in accepted
 
 
 def list_strategies() -> list[str]:
