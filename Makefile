@@ -44,13 +44,13 @@ $(TOOLS)/bin/pip-compile:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python $(PIP) $(LOCK_TOOLS)
 
-# Regenerate requirements.lock from pyproject.toml (its extras test and postgres) and the torch pin:
+# Regenerate requirements.lock from pyproject.toml (its extras test, postgres, lint) and the torch pin:
 # `make lock` keeps every pin that still fits, `make lock-upgrade` takes the newest releases allowed.
 # Either is a deliberate change: run `make test` on the new lock before committing it.
 lock lock-upgrade: $(TOOLS)/bin/pip-compile
 	echo "$(TORCH_PIN)" > $(TOOLS)/setup-pins.txt
 	CUSTOM_COMPILE_COMMAND="make $@" $(TOOLS)/bin/pip-compile --quiet $(if $(filter lock-upgrade,$@),--upgrade) \
-	    --extra test --extra postgres --constraint $(TOOLS)/setup-pins.txt --strip-extras --allow-unsafe \
+	    --extra test --extra postgres --extra lint --constraint $(TOOLS)/setup-pins.txt --strip-extras --allow-unsafe \
 	    --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
 
 # The suite on the newest releases pyproject.toml's ranges admit (torch held at the pin), in a venv of
@@ -60,7 +60,7 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	echo "$(TORCH_PIN)" > $(LATEST)/setup-pins.txt
-	$(LATEST)/bin/python $(PIP) --upgrade --upgrade-strategy eager -c $(LATEST)/setup-pins.txt -e ".[test,postgres]"
+	$(LATEST)/bin/python $(PIP) --upgrade --upgrade-strategy eager -c $(LATEST)/setup-pins.txt -e ".[test,postgres,lint]"
 	$(LATEST)/bin/python $(PIP) --no-deps --target $(LATEST)/optuna-oldest "$(OPTUNA_OLDEST)"
 	$(LATEST)/bin/python .ci/lock_drift.py $(LOCK)
 	SRNAS_OPTUNA_OLDEST=$(CURDIR)/$(LATEST)/optuna-oldest $(LATEST)/bin/python -m pytest
@@ -88,7 +88,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/search_overhead.py --quick
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet flake8 && $(PY) -m flake8 srnas_nni tests benchmarks
+	$(PY) -m flake8 srnas_nni tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(LATEST) runs build dist *.egg-info .pytest_cache

@@ -12,10 +12,10 @@
 
 Each module has ``register(subparsers)``, which adds its subcommands with a ``handler``; a new
 group is one more module in :data:`COMMAND_MODULES`; a module imports what its commands need when
-they run, so ``--help``, ``--version`` and ``space list`` start in well under a second. Errors in the input print one line,
-``srnas: error: ...``, and exit with status 2. SIGTERM (a scheduler's preemption, ``kill``) is
-taken like Ctrl-C: the command stops cleanly (finished trials recorded, NNI's manager stopped, the
-run marked interrupted) and exits with status 130.
+they run, so ``--help``, ``--version`` and ``space list`` start in well under a second. Errors in the
+input print one line, ``srnas: error: ...``, and exit with status 2. SIGTERM (a scheduler's
+preemption, ``kill``) is taken like Ctrl-C: the command stops cleanly (finished trials recorded,
+NNI's manager stopped, the run marked interrupted) and exits with status 130.
 """
 
 from __future__ import annotations

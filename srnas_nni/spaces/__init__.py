@@ -98,4 +98,3 @@ def _build_from_space_spec(spec: dict, scale: int | None) -> Any:
         return space.freeze(dict(spec.get("sample") or {}))
     except Exception as exc:  # NNI's SampleValidationError and friends
         raise ModelSpecError(f"sample does not fit space {spec['space']!r}: {str(exc).splitlines()[0]}") from None
-

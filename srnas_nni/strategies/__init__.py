@@ -2,8 +2,9 @@
 
 ``get("random", seed=0)`` builds a registered strategy; ``load_strategy_preset("random")`` builds
 one from the preset ``random.yaml`` in :data:`srnas_nni.presets.STRATEGY_PRESETS` (``strategies/``
-in a clone): ``name:`` plus keyword arguments, the shape of NNI's ``tuner: {name, classArgs}``. Third-party packages register strategies through the Python entry
-point group ``srnas_nni.strategies`` (``name = "package.module:StrategyClass"``).
+in a clone): ``name:`` plus keyword arguments, the shape of NNI's ``tuner: {name, classArgs}``.
+Third-party packages register strategies through the Python entry point group
+``srnas_nni.strategies`` (``name = "package.module:StrategyClass"``).
 
 Modules: :mod:`.builtin` (NNI's own strategies, with a Pareto archive for multi-trial ones),
 :mod:`.optuna` (Optuna samplers: NSGA-II/III, TPE, GP, random), :mod:`.pareto` (the archive),
