@@ -12,7 +12,7 @@
       objective: psnr                 # scalarisation NNI ranks by: psnr, hnas, deconas, budget
     experiment: {max_trials: 20, max_duration: 1h, trial_concurrency: 1, engine: sequential}
     tracking: {storage: null, study_name: null}              # default sqlite:///<output_dir>/study.db
-    seed: 0
+    seed: 0                           # every random choice: weights, patches, the strategy's sampler
     output_dir: runs/my-search
 
 :func:`load_config` reads a file, applies ``--set key.path=value`` overrides, and validates every
@@ -20,6 +20,8 @@ key before anything runs: unknown keys (with the closest valid key), wrong types
 values, unknown preset or strategy names (with the available ones), a strategy that cannot search
 the space, a scale that contradicts the space, data folders that do not exist. Each problem is one
 :class:`~srnas_nni.errors.ConfigError` line naming the file, the key path and the value.
+:meth:`ExperimentConfig.check_images` then opens every image by its header (``srnas validate``,
+``search`` and ``worker`` do, before anything runs).
 :func:`smoke` shrinks every budget so that any valid file finishes in well under a minute.
 """
 
@@ -95,7 +97,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "objective": Key(_STR, "psnr", doc="scalarisation NNI ranks by: psnr, hnas, deconas, budget"),
         "objective_options": Key((dict,), {}),
         "hr_size": Key((list,), [720, 1280], _hr_size, doc="HR size at which Mult-Adds are counted"),
-        "skip_bad": Key(_BOOL, False, doc="skip unreadable images with a warning"),
+        "skip_bad": Key(_BOOL, False, doc="leave out unreadable or too-small images with one warning (--skip-bad) "
+                                          "instead of refusing the data"),
         "cache_dir": Key(_STR + (_NONE,), None),
         "device": Key(_STR, "auto"),
     },
@@ -125,7 +128,9 @@ TOP_LEVEL: dict[str, Key] = {
     "evaluator": Key((dict,), {}),
     "experiment": Key((dict,), {}),
     "tracking": Key((dict,), {}),
-    "seed": Key(_INT, 0, lambda v: None if 0 <= v < 2 ** 63 else "must be in 0..2**63-1 (a random seed)"),
+    "seed": Key(_INT, 0, lambda v: None if 0 <= v < 2 ** 63 else "must be in 0..2**63-1 (a random seed)",
+                doc="every random choice of the run; replaces a strategy preset's seed (not one set inline "
+                    "in strategy:)"),
     "output_dir": Key(_STR + (_NONE,), None),
     "description": Key(_STR + (_NONE,), None),
 }
@@ -215,6 +220,68 @@ class ExperimentConfig:
 
     def supernet_budget(self) -> dict[str, Any]:
         return {**_SUPERNET_DEFAULTS, **self.evaluator["supernet"]}
+
+    def check_images(self) -> dict[str, Any]:
+        """Open every training and validation image by its header, before anything runs.
+
+        What ``srnas validate``, ``search`` and ``worker`` do first (cheap: no pixel is decoded, and
+        each file's outcome is cached by path, size and modification time, on disk too with
+        ``evaluator.cache_dir``). An image is unusable if it is not a readable image, is cut short,
+        or is too small for the scale, the training patch (``evaluator.train``, and for one-shot
+        strategies ``evaluator.supernet``) or whole-image scoring; see
+        :func:`~srnas_nni.evaluation.data.check_images`. Unusable images are a :class:`ConfigError`
+        naming the key, the first such file and how many more there are; with
+        ``evaluator.skip_bad`` they are left out with one
+        :class:`~srnas_nni.evaluation.data.SkippedImageWarning` line per key instead (and no warning
+        per file later in the run), unless none is left. Returns ``{"data": ImageCheck,
+        "val_data": ImageCheck}``, or ``{}`` when the trials run on other machines (``engine: nni``
+        with a training service other than ``local``), whose copies of the data these are not.
+        """
+        settings = self.experiment
+        if settings["engine"] == "nni" and settings["training_service"].get("platform", "local") != "local":
+            return {}
+        import warnings
+
+        from .evaluation.data import SkippedImageWarning, check_images, mark_skip_reported
+        from .evaluation.trainer import TrainConfig
+        from .search import is_one_shot
+
+        evaluator = self.evaluator
+        train_patch = TrainConfig.from_dict(evaluator["train"]).patch_size
+        one_shot = is_one_shot(getattr(self, "_strategy", None))
+        supernet_patch = self.supernet_budget()["patch_size"] if one_shot else None
+        rules = {
+            "data": {"split": "train", "patch_size": max(train_patch, supernet_patch or 0)},
+            "val_data": {"split": "val", "score_crop": self.scale, "patch_size": supernet_patch},
+        }
+        checks: dict[str, Any] = {}
+        announced: set[str] = set()  # data and val_data are often one folder: each file is named once
+        for key, rule in rules.items():
+            try:
+                check = check_images(evaluator[key], self.scale, cache_dir=evaluator["cache_dir"], **rule)
+            except SRNASError as exc:
+                raise self.error(f"evaluator.{key}", str(exc)) from None
+            checks[key] = check
+            if not check.problems:
+                continue
+            first, more = check.problems[0], len(check.problems) - 1
+            if not evaluator["skip_bad"]:
+                others = f"; {more} more unusable in {check.root}" if more else ""
+                raise self.error(f"evaluator.{key}", f"{first}{others}; fix or remove {'them' if more else 'it'}, "
+                                                     "or pass --skip-bad (evaluator.skip_bad: true)")
+            if check.usable == 0:
+                raise self.error(f"evaluator.{key}", f"{check.root}: none of the {check.total} images is usable "
+                                                     f"(the first: {first})")
+            new = [problem for problem in check.problems if problem.path not in announced]
+            announced.update(problem.path for problem in new)
+            mark_skip_reported(problem.path for problem in check.problems)
+            if new:
+                rest = [Path(problem.path).name for problem in new[1:]]
+                listed = "" if not rest else (f"; also {', '.join(rest[:5])}"
+                                              + (f" and {len(rest) - 5} more" if len(rest) > 5 else ""))
+                warnings.warn(SkippedImageWarning(f"evaluator.{key}: skipping {len(check.problems)} of {check.total} "
+                                                  f"images in {check.root}: {new[0]}{listed}"), stacklevel=2)
+        return checks
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.data, sort_keys=False)
@@ -433,10 +500,16 @@ def _resolve_space(config: ExperimentConfig, fail) -> None:
 
 
 def _resolve_strategy(config: ExperimentConfig, fail) -> None:
-    from .strategies import STRATEGY_PRESET_DIR, get as get_strategy, list_strategies
+    from .runtime import numpy_seed
+    from .strategies import STRATEGY_PRESET_DIR, accepts_option, get as get_strategy, list_strategies
 
-    name, options = _resolve_entry("strategy", config.data["strategy"], STRATEGY_PRESET_DIR, "name",
-                                   list_strategies(), fail)
+    raw = config.data["strategy"]
+    name, options = _resolve_entry("strategy", raw, STRATEGY_PRESET_DIR, "name", list_strategies(), fail)
+    # The experiment's seed drives the strategy's sampler, replacing a preset file's ``seed:`` (presets are
+    # shared; the run is the experiment file's). Only a seed written in this file's own strategy mapping
+    # (or --set strategy.seed=N) pins the strategy's sampler apart from the experiment's seed.
+    if accepts_option(name, "seed") and not (isinstance(raw, dict) and "seed" in raw):
+        options["seed"] = numpy_seed(config.seed)
     try:
         strategy = get_strategy(name, **copy.deepcopy(options))
     except SRNASError as exc:

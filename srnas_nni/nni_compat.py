@@ -19,6 +19,11 @@ Two more adaptations live here because every caller needs them, once:
   with it the mapping of a restored architecture optimiser's state onto them -- changes from one
   process to the next; resuming a DARTS search from a checkpoint then fails (or silently mixes the
   Adam moments of different labels). :func:`_stable_arch_parameters` keeps the module order.
+* NNI's mutables (``Categorical.random()`` and kin) draw from a fresh, OS-seeded ``RandomState`` when
+  their caller passes none, as NNI's path-sampling supernet layers (``RandomOneShot``) and export do:
+  no seed reached those draws, so a ``random_one_shot`` search sampled different paths, trained
+  different weights and derived a different architecture on every run. They now draw from
+  :func:`srnas_nni.runtime.mutable_random_state`, which ``seed_everything`` seeds.
 * :func:`experiment_directory` keeps NNI's experiment index under the run (below).
 """
 
@@ -80,6 +85,29 @@ from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule  # noqa:
 DartsLightningModule.arch_parameters = _stable_arch_parameters
 
 
+def _seeded_when_unseeded(seed=None):
+    """``numpy.random.RandomState`` as NNI's mutables call it: without a seed, the run's seeded generator."""
+    import numpy as np
+
+    from .runtime import mutable_random_state
+
+    return mutable_random_state() if seed is None else np.random.RandomState(seed)
+
+
+def _route_unseeded_mutable_draws() -> None:
+    import nni.mutable.mutable
+    import nni.nas.space.mutator
+
+    for module in (nni.mutable.mutable, nni.nas.space.mutator):
+        if getattr(module, "RandomState", None) is None:
+            raise RuntimeError(f"{module.__name__} no longer imports RandomState: srnas_nni.nni_compat needs "
+                               "updating for this NNI")
+        module.RandomState = _seeded_when_unseeded
+
+
+_route_unseeded_mutable_draws()
+
+
 def experiment_directory(output_dir: str | os.PathLike) -> Path:
     """Folder for NNI's experiment files under a run's output directory; NNI's index goes there too.
 
@@ -108,7 +136,11 @@ def quiet_console() -> None:
     """Only NNI's warnings and errors on the console (stderr); its experiment log files keep everything.
 
     NNI prints every experiment step at INFO to stdout and, through the root logger, again to any
-    handler an application installed; a command-line run wants a table on stdout, not that.
+    handler an application installed; a command-line run wants a table on stdout, not that. A trial
+    that fails for an :class:`~srnas_nni.errors.SRNASError` (bad input, a diverged candidate) is one
+    ``candidate failed: <reason>`` line from the evaluator: NNI's report of it (the model number, the
+    full traceback, "continue on failure") stays in the experiment log, off the console. Other
+    failures, which may be bugs, keep their traceback on the console.
     """
     import logging
     import sys
@@ -122,5 +154,21 @@ def quiet_console() -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_without_reports_of_input_failures)
         handler._srnas_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+
+
+def _without_reports_of_input_failures(record) -> bool:
+    """False for what NNI's sequential engine logs about a trial failing with an ``SRNASError``.
+
+    The engine logs those records from inside its ``except`` block, so the exception it is handling
+    is this thread's current one.
+    """
+    if record.name != "nni.nas.execution.sequential":
+        return True
+    import sys
+
+    from .errors import SRNASError
+
+    return not isinstance(sys.exc_info()[1], SRNASError)

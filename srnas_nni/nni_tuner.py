@@ -52,9 +52,35 @@ def make_sampler(name: str, seed: int | None = None, **options: Any) -> optuna.s
     else:
         cls = getattr(optuna.samplers, SAMPLERS[name])
     try:
-        return cls(seed=seed, **options)
+        sampler = cls(seed=seed, **options)
     except (TypeError, ValueError) as exc:
         raise SRNASError(f"sampler {name}: bad options {options}: {exc}") from None
+    problem = _three_objective_problem(cls, options)
+    if problem is not None:
+        raise SRNASError(f"sampler {name}: optuna {optuna.__version__} cannot search the three objectives "
+                         f"{', '.join(METRIC_NAMES)} with it ({problem}); choose another sampler or upgrade optuna")
+    return sampler
+
+
+def _three_objective_problem(cls: type, options: dict[str, Any]) -> str | None:
+    """Why ``cls`` cannot ask a trial of a three-objective study in the installed Optuna, or None.
+
+    Samplers gain multi-objective support over Optuna releases (``GPSampler`` refuses several
+    objectives in optuna 4.0, searches them in 5.x), so this asks one trial of a throwaway in-memory
+    study with a sampler of its own (the caller's sampler draws nothing).
+    """
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line for the probe
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = optuna.create_study(directions=DIRECTIONS, sampler=cls(seed=0, **options))
+            probe.ask({"probe": optuna.distributions.CategoricalDistribution([0, 1])})
+    except (ValueError, NotImplementedError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return None
 
 
 def open_study(storage: str | None, study_name: str,

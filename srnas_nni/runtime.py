@@ -21,8 +21,9 @@ import torch
 
 from .errors import SRNASError
 
-__all__ = ["resolve_device", "seed_everything", "ieee_float32", "float32_precision_switches", "atomic_write_bytes",
-           "atomic_write_json", "atomic_torch_save", "machine_description"]
+__all__ = ["resolve_device", "seed_everything", "numpy_seed", "mutable_random_state", "ieee_float32",
+           "float32_precision_switches", "atomic_write_bytes", "atomic_write_json", "atomic_torch_save",
+           "machine_description"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -38,11 +39,36 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
+#: Where NNI's mutables draw when their caller passes no generator (:mod:`~srnas_nni.nni_compat` routes
+#: them here). NNI's own default is a fresh ``RandomState()`` per draw, seeded from the OS: the path
+#: sampling of ``random_one_shot`` (and of the spaces' own supernet modules) could never be reproduced.
+_UNSEEDED_MUTABLE_DRAWS = np.random.RandomState()
+
+
+def numpy_seed(seed: int) -> int:
+    """``seed`` as a seed numpy's ``RandomState`` accepts (``0 <= seed < 2**32``): itself when it fits,
+    else a hash of it (distinct large seeds stay distinct, unlike ``seed % 2**32``)."""
+    seed = int(seed)
+    if 0 <= seed < 2**32:
+        return seed
+    return int(np.random.SeedSequence(abs(seed)).generate_state(1, np.uint32)[0])
+
+
+def mutable_random_state() -> np.random.RandomState:
+    """The generator NNI's mutables draw from when called without one; :func:`seed_everything` seeds it."""
+    return _UNSEEDED_MUTABLE_DRAWS
+
+
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices)."""
+    """Seed Python, numpy, torch (all devices) and NNI's otherwise unseeded mutable draws.
+
+    A search calls this once before it builds anything, so every draw that is not from a generator
+    of its own (a strategy's ``seed`` option, a patch stream's seed) follows the experiment's seed.
+    """
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(numpy_seed(seed))
     torch.manual_seed(seed)
+    _UNSEEDED_MUTABLE_DRAWS.seed(numpy_seed(seed))
 
 
 def float32_precision_switches() -> list[tuple[Any, str, Any]]:

@@ -28,6 +28,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,11 @@ CONFIG_FILE = "experiment.yaml"
 
 @dataclass
 class SearchResult:
+    """What a finished :func:`run_search` left: counts over the whole study (a resumed run's earlier
+    trials included), ``fail_reasons`` (each distinct ``fail_reason`` of a failed trial and how many
+    trials failed with it, most frequent first) and ``log_file`` (NNI's experiment log, with the
+    full traceback of every failed trial; None if NNI wrote none)."""
+
     run_dir: Path
     storage: str
     study_name: str
@@ -62,6 +68,8 @@ class SearchResult:
     failed: int
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    fail_reasons: dict[str, int] = field(default_factory=dict)
+    log_file: Path | None = None
 
 
 def is_one_shot(strategy) -> bool:
@@ -92,6 +100,12 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
     """
 
     recorder: StudyRecorder
+    #: Set once a checkpoint failure was raised (the search stopped on it; later attempts fail alike).
+    checkpoint_failed = False
+    #: The checkpoint failure that stopped the strategy (raised by the runner after NNI's run returns).
+    checkpoint_error: SRNASError | None = None
+    _checkpoint_errors_deferred = False
+    _deferred_checkpoint_error: Exception | None = None
 
     def execution_engine_factory(self, config):
         engine = super().execution_engine_factory(config)
@@ -101,7 +115,13 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
 
             def commit_then_check_budget() -> bool:
                 # Strategies ask this before each new model, after the last one's events were handled.
-                self.commit()
+                try:
+                    self.commit()
+                except SRNASError as exc:
+                    # No budget left: the strategy stops submitting; the runner raises the error once NNI's
+                    # run returns (raised here, NNI would log its own "Strategy failed" line as well).
+                    self.checkpoint_error = exc
+                    return False
                 return budget_available()
 
             engine.budget_available = commit_then_check_budget
@@ -115,8 +135,51 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
         record carries a token). Either way no trial is lost or repeated.
         """
         if self._engine is not None and self.recorder.has_pending():
-            self.save_checkpoint()
-            self.recorder.flush()
+            try:
+                self.save_checkpoint()
+            finally:
+                # Recorded even when the checkpoint failed: a result is never dropped. (Resumed from the
+                # checkpoint before, the search may then evaluate those trials again.)
+                self.recorder.flush()
+
+    def save_checkpoint(self) -> None:
+        """NNI's checkpoint (``config.json``, then the state of engine, strategy and pending records), with
+        each file replaced atomically; :class:`SRNASError` naming the folder when it cannot be written.
+
+        NNI's own ``save_checkpoint`` logs any failure and carries on, so a search could run for hours
+        with nothing to resume from; here the failure stops the search (the CLI prints one line).
+        """
+        import nni
+        from nni.nas.utils.serializer import get_default_serializer
+
+        directory = self._checkpoint_directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(directory / "config.json", nni.dump(self.config.json(), indent=2).encode())
+            if self._engine is not None:
+                # nni_compat's serializer writes atomically: a kill mid-write keeps the previous checkpoint.
+                get_default_serializer().save(self.state_dict(), directory / "state.ckpt")
+        except Exception as exc:  # noqa: BLE001 - whatever stops the checkpoint is reported, in one line
+            if self._checkpoint_errors_deferred:
+                self._deferred_checkpoint_error = exc
+                return
+            self.checkpoint_failed = True
+            raise _checkpoint_error(directory, exc) from exc
+        _logger.debug("checkpoint saved to %s", directory)
+
+    def stop(self) -> None:
+        """NNI's ``stop`` (final checkpoint, then the manager, engine and logging are shut down); a final
+        checkpoint that could not be written is raised as :class:`SRNASError` once everything is stopped,
+        unless a checkpoint failure was raised already (that one stopped the search and was reported)."""
+        self._checkpoint_errors_deferred, self._deferred_checkpoint_error = True, None
+        try:
+            super().stop()
+        finally:
+            self._checkpoint_errors_deferred = False
+        failure, self._deferred_checkpoint_error = self._deferred_checkpoint_error, None
+        if failure is not None and not self.checkpoint_failed:
+            self.checkpoint_failed = True
+            raise _checkpoint_error(self._checkpoint_directory, failure) from failure
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "srnas_pending": self.recorder.pending_state()}
@@ -125,6 +188,29 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
         super().load_state_dict(state_dict)
         for entry in state_dict.get("srnas_pending", []):
             self.recorder.replay(entry)
+
+
+def _checkpoint_error(directory: Path, exc: Exception) -> SRNASError:
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return SRNASError(f"cannot write the search checkpoint in {directory}: {type(exc).__name__}"
+                      + (f": {detail}" if detail else "")
+                      + "; the trials finished so far are in the study (fix the cause, then resume)")
+
+
+def _trials_counted(study: optuna.Study) -> int:
+    """The study's trials that used the search's trial budget (``max_trials``): finished evaluations of
+    candidates. A trial the interrupted process left running was failed on resume with an ``interrupted``
+    reason and is not counted: the budget it used is given back (the engine's count comes from the
+    checkpoint before it), so counting it would show the progress past ``N/N``."""
+    counted = 0
+    for trial in study.get_trials(deepcopy=False):
+        if not trial.state.is_finished() or trial.user_attrs.get("source", "trial") != "trial":
+            continue
+        if trial.state == optuna.trial.TrialState.FAIL \
+                and str(trial.user_attrs.get("fail_reason", "")).startswith("interrupted"):
+            continue
+        counted += 1
+    return counted
 
 
 class _Progress:
@@ -244,13 +330,16 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
     """Run (or with ``resume`` continue) the search ``config`` describes; see the module docstring."""
     started = time.perf_counter()
     run_dir = config.output_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     previous = _read_run_file(run_dir)
     if previous.get("experiment_id") and not resume:
         raise SRNASError(f"{run_dir} already holds a search (experiment {previous['experiment_id']}): continue it "
                          f"with 'srnas search --resume {run_dir}', or choose another output_dir")
     if resume and not previous.get("experiment_id"):
         raise SRNASError(f"{run_dir}: nothing to resume (no {RUN_FILE} with an experiment id)")
+    # Every image by its header before anything is written or trained: an unusable file is one error
+    # now, not the same failure in every trial (skipped with one warning under evaluator.skip_bad).
+    config.check_images()
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / CONFIG_FILE, config.to_yaml().encode())
 
     seed_everything(config.seed)
@@ -268,7 +357,7 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
                 "space": config.space_spec, "study_name": study_name, "storage": storage,
                 "one_shot": one_shot, "source": config.source}
     atomic_write_json(run_dir / RUN_FILE, run_info)
-    already = len(study.get_trials(deepcopy=False))
+    already = _trials_counted(study) if resume else 0
     total = None if one_shot else config.experiment["max_trials"]
     mode = ("bar" if sys.stderr.isatty() else "lines") if progress is None or progress else "off"
     bar = _Progress(total, mode, initial=already)
@@ -288,6 +377,8 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
         experiment.on_manager_started = lambda url: print(f"NNI web UI: {url}", flush=True)
         finished = experiment.resume(port=port) if resume else experiment.run(port=port)
         experiment.commit()  # the last trial's record
+        if experiment.checkpoint_error is not None:  # a checkpoint failed: the strategy stopped there
+            raise experiment.checkpoint_error
         if finished is None:  # NNI caught Ctrl-C itself and stopped the experiment: not a finished search
             raise KeyboardInterrupt
         if one_shot:
@@ -300,22 +391,33 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
         if status != "done":
             try:
                 experiment.commit()  # what finished before the interruption is kept
+            except SRNASError as exc:  # the checkpoint: the results are recorded, the interruption goes on
+                print(f"srnas: error: {exc}", file=sys.stderr, flush=True)
             except Exception:  # noqa: BLE001 - the interruption is what the caller must see
                 _logger.exception("could not record the finished trials at the interruption")
         bar.close()
         experiment.recorder.detach()
         try:
             experiment.stop()
+        except SRNASError as exc:  # the final checkpoint could not be written
+            if status == "done":
+                status = "failed"
+                raise
+            # Another error is already on its way to the caller; this one must not go unseen either.
+            print(f"srnas: error: {exc}", file=sys.stderr, flush=True)
         finally:
             run_info["status"] = status
             atomic_write_json(run_dir / RUN_FILE, run_info)
     write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale, strategy=config.strategy_name)
     _save_study_note(study, config, run_dir)
     trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    reasons = Counter(str(t.user_attrs.get("fail_reason") or "no reason recorded") for t in failed)
+    log_file = Path(nas_config.experiment_working_directory) / experiment.id / "log" / "experiment.log"
     return SearchResult(run_dir=run_dir, storage=storage, study_name=study_name, front=pareto_front(study),
                         complete=sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
-                        failed=sum(t.state == optuna.trial.TrialState.FAIL for t in trials),
-                        seconds=time.perf_counter() - started)
+                        failed=len(failed), seconds=time.perf_counter() - started,
+                        fail_reasons=dict(reasons.most_common()), log_file=log_file if log_file.is_file() else None)
 
 
 def _record_one_shot_results(config: ExperimentConfig, strategy, recorder: StudyRecorder, run_dir: Path) -> None:

@@ -43,7 +43,8 @@ import threading
 import time
 import warnings
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -63,6 +64,9 @@ SHAREABLE_STRATEGIES = ("optuna", "random", "evolution")
 
 @dataclass
 class WorkerResult:
+    """This worker's counts (``fail_reasons``: each distinct reason its failed trials gave, and how
+    many, most frequent first) and the study's ``complete`` trials (every worker's)."""
+
     worker_id: str
     evaluated: int
     failed: int
@@ -70,6 +74,7 @@ class WorkerResult:
     seconds: float
     planned: int | None
     complete: int
+    fail_reasons: dict[str, int] = field(default_factory=dict)
 
 
 class WorkerStopped(BaseException):
@@ -179,9 +184,15 @@ def _storage(url: str, heartbeat_interval: int, grace_period: int, max_retry: in
         engine_kwargs = {"connect_args": {"timeout": 120}}  # several processes write one file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        # Optuna 5 renamed the retry callback and its RDBStorage argument; optuna 4 (the oldest
+        # supported) has only RetryFailedTrialCallback / failed_trial_callback (same system attributes).
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+            retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retry)}
+        else:
+            retry = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+                                          grace_period=grace_period, **retry)
 
 
 def _open_shared_study(url: str, study_name: str, sampler, heartbeat_interval: int, grace_period: int,
@@ -263,6 +274,9 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     started = time.perf_counter()
     deadline = None if duration is None else started + duration
 
+    # This machine's copy of the data, every image by its header, before joining the study: an unusable
+    # file is one error now, not a failed trial after trial (skipped with one warning under skip_bad).
+    config.check_images()
     space = config.build_space()
     encoding = SpaceEncoding(space)
     distributions = {label: optuna.distributions.CategoricalDistribution(values)
@@ -275,6 +289,7 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
                              scale=config.scale)
     arguments = _trial_arguments(config, run_dir)
     counts = {"evaluated": 0, "failed": 0, "handed_back": 0}
+    fail_reasons: Counter[str] = Counter()
 
     def on_sigterm(signum, frame):
         raise WorkerStopped(signal.Signals(signum).name)
@@ -298,8 +313,10 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
                     break
                 time.sleep(poll_interval)  # others are still running the last trials; one may die and need us
                 continue
-            _evaluate(trial, study, encoding, space, recorder, arguments, evaluate_sr_model, worker_id,
-                      heartbeat_interval, counts, log, mask)
+            reason = _evaluate(trial, study, encoding, space, recorder, arguments, evaluate_sr_model, worker_id,
+                               heartbeat_interval, counts, log, mask)
+            if reason is not None:
+                fail_reasons[reason] += 1
             write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
                               strategy=config.strategy_name)
     except WorkerStopped:  # between trials: nothing of ours is running
@@ -311,7 +328,8 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     trials = study.get_trials(deepcopy=False)
     return WorkerResult(worker_id=worker_id, evaluated=counts["evaluated"], failed=counts["failed"],
                         handed_back=counts["handed_back"], seconds=time.perf_counter() - started,
-                        planned=max_trials, complete=sum(t.state == TrialState.COMPLETE for t in trials))
+                        planned=max_trials, complete=sum(t.state == TrialState.COMPLETE for t in trials),
+                        fail_reasons=dict(fail_reasons.most_common()))
 
 
 def _main_thread() -> bool:
@@ -396,8 +414,9 @@ def _restore_stops(mask) -> None:
 
 
 def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
-              counts, log, mask=None) -> None:
+              counts, log, mask=None) -> str | None:
     """Train and score ``trial``, then tell the study; entered with stops held back (``mask`` restores them).
+    Returns the failure reason, None if the candidate trained.
 
     Stops are let through only while the candidate trains: a stop there hands the trial back; a stop
     arriving while the result is recorded is taken once it is recorded, between trials.
@@ -405,7 +424,7 @@ def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, work
     try:
         sample, label, metrics, reason = _train_candidate(trial, study, encoding, space, recorder, arguments,
                                                           evaluate, worker_id, heartbeat_interval, counts, log, mask)
-        _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log)
+        return _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log)
     finally:
         _restore_stops(mask)
 
@@ -437,7 +456,8 @@ def _train_candidate(trial, study, encoding, space, recorder, arguments, evaluat
     return sample, label, metrics, reason
 
 
-def _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log) -> None:
+def _record(trial, study, recorder, sample, label, metrics, reason, worker_id, counts, log) -> str | None:
+    """Tell the study the trial's outcome; the failure reason if it was recorded as failed."""
     values = objective_values(metrics) if metrics is not None else None
     if metrics is not None and values is None:
         reason = f"incomplete objectives in {sorted(metrics)}"
@@ -452,14 +472,15 @@ def _record(trial, study, recorder, sample, label, metrics, reason, worker_id, c
     except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as exc:
         # Declared stale while it ran (this worker stalled past the grace period): the retry counts.
         log(f"[{worker_id}] {label}: not recorded, the study already ended it ({exc}); its retry counts")
-        return
+        return None
     if values is None:
         counts["failed"] += 1
         log(f"[{worker_id}] {label}: failed ({reason})")
-    else:
-        counts["evaluated"] += 1
-        log(f"[{worker_id}] {label}: PSNR {values[0]:.3f} dB, {int(values[1]):,} params, "
-            f"{values[2] / 1e9:.3f}G Mult-Adds")
+        return reason or "no reason recorded"
+    counts["evaluated"] += 1
+    log(f"[{worker_id}] {label}: PSNR {values[0]:.3f} dB, {int(values[1]):,} params, "
+        f"{values[2] / 1e9:.3f}G Mult-Adds")
+    return None
 
 
 def _hand_back(study: optuna.Study, trial, recorder, sample: dict[str, Any], reason: str) -> None:

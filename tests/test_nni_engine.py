@@ -159,6 +159,24 @@ def test_preload_binds_loopback_and_restores_the_environment(tmp_path, listen_ho
 
 # -- a search with NNI's manager ------------------------------------------------------------------
 
+#: Run in place of ``python`` in each trial's command: the trial registers in a folder, waits until
+#: ``parties`` trials have, then runs NNI's trial module. A trial that ends past this barrier proves that
+#: the other one was running with it, at any machine speed. The wait is bounded only to fail a broken
+#: concurrency (the trial exits with an error) instead of hanging the suite.
+_BARRIER = """
+import os, runpy, sys, time
+folder, parties = sys.argv[1], int(sys.argv[2])
+open(os.path.join(folder, str(os.getpid())), "w").close()
+give_up = time.monotonic() + 300
+while len(os.listdir(folder)) < parties:
+    if time.monotonic() > give_up:
+        sys.exit(f"barrier: {len(os.listdir(folder))} of {parties} trials ever started")
+    time.sleep(0.05)
+module = sys.argv[sys.argv.index("-m") + 1]
+sys.argv = [module, *sys.argv[sys.argv.index("-m") + 2:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
 
 @needs_node
 def test_search_with_nni_engine_fills_the_study_on_loopback(tmp_path, image_folder, capsys, monkeypatch):
@@ -197,6 +215,17 @@ def test_search_with_nni_engine_fills_the_study_on_loopback(tmp_path, image_fold
                 seen["foreign"] = sock.connect_ex((outside, port))
 
     monkeypatch.setattr(NniManagerMixin, "_start_nni_manager", start_and_inspect)
+    barrier, arrived = tmp_path / "barrier.py", tmp_path / "arrived"
+    barrier.write_text(_BARRIER)
+    arrived.mkdir()
+    configure = nni_engine.nni_experiment_config
+
+    def configure_behind_a_barrier(*args, **kwargs):
+        nas_config = configure(*args, **kwargs)
+        nas_config._trial_command_params = {"python": f"{sys.executable} {barrier} {arrived} 2"}
+        return nas_config
+
+    monkeypatch.setattr(nni_engine, "nni_experiment_config", configure_behind_a_barrier)
     try:
         assert main(["search", str(path), "--no-progress"]) == 0
         printed = capsys.readouterr().out
@@ -216,13 +245,14 @@ def test_search_with_nni_engine_fills_the_study_on_loopback(tmp_path, image_fold
         experiments = run_dir / "nni-experiments"
         assert (experiments / ".experiment").is_file()  # NNI's index (Python's and the manager's) under the run
         assert not any("ERROR" in log.read_text() for log in experiments.glob("*/log/nnimanager.log"))
-        # trial_concurrency 2 on the local training service: the two trials ran at the same time.
+        # trial_concurrency 2 on the local training service: the two trials ran at the same time (each
+        # completed past the barrier, which it could leave only once the other had started).
         with sqlite3.connect(experiments / info["experiment_id"] / "db" / "nni.sqlite") as connection:
             events = connection.execute("SELECT trialJobId, event, timestamp FROM TrialJobEvent").fetchall()
-        started = {job: ts for job, event, ts in events if event == "RUNNING"}
-        ended = {job: ts for job, event, ts in events if event in ("SUCCEEDED", "FAILED", "USER_CANCELED")}
-        assert len(started) == 2 and set(ended) == set(started), events
-        assert max(started.values()) < min(ended.values()), f"the trials did not overlap: {events}"
+        started = {job for job, event, _ in events if event == "RUNNING"}
+        succeeded = {job for job, event, _ in events if event == "SUCCEEDED"}
+        assert len(started) == 2 and succeeded == started, events
+        assert len(list(arrived.iterdir())) == 2
         assert len(seen["pids"]) >= 2  # the manager and what it started
     finally:
         stop.set()

@@ -167,6 +167,11 @@ def test_strategy_resumes_without_losing_or_repeating_work(name, image_folder, t
     first.stop()
     done = [(e.sample, e.metrics) for e in first_strategy.archive.entries]
     assert len(done) == 3
+    # NNI logs a checkpoint it cannot write and goes on: the file must exist, and hold only plain data and
+    # tensors (weights_only refuses any pickled object: a sampler, a numpy array, an NNI class).
+    checkpoint = tmp_path / "nni" / first.id / "checkpoint" / "state.ckpt.torch"
+    assert checkpoint.is_file(), f"{name} wrote no checkpoint"
+    torch.load(checkpoint, weights_only=True)
     second_strategy = _strategy(name)
     second = NasExperiment(load_space_preset(space_name), FunctionalEvaluator(_fake_training), second_strategy,
                            config=_config(tmp_path, 6), id=first.id)

@@ -81,6 +81,9 @@ def _add_override_options(parser) -> None:
     parser.add_argument("--train-steps", type=positive_int, default=None,
                         help="= --set evaluator.train.steps=N --set evaluator.supernet.steps=N")
     parser.add_argument("--output-dir", default=None, help="= --set output_dir=DIR")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="leave out unreadable or too-small images with one warning instead of refusing the "
+                             "data (= --set evaluator.skip_bad=true)")
 
 
 def _overrides(args) -> list[str]:
@@ -91,6 +94,8 @@ def _overrides(args) -> list[str]:
         overrides += [f"evaluator.train.steps={args.train_steps}", f"evaluator.supernet.steps={args.train_steps}"]
     if args.output_dir is not None:
         overrides.append(f"output_dir={json.dumps(args.output_dir)}")
+    if args.skip_bad:
+        overrides.append("evaluator.skip_bad=true")
     return overrides
 
 
@@ -98,11 +103,18 @@ def _cmd_validate(args) -> int:
     from ..config import load_config
 
     config = load_config(args.file, _overrides(args))
+    images = config.check_images()
+    counted = (f"images {_usable(images['data'])} training, {_usable(images['val_data'])} validation" if images
+               else "images not checked here (the trials read them on the training service's machines)")
     print(f"{args.file}: valid. space {config.space_spec['space']} x{config.scale} "
           f"{json.dumps(config.space_spec['space_kwargs'])}; strategy {config.strategy_name} "
-          f"{json.dumps(config.strategy_options)}; output {config.output_dir}; study {config.study_name} "
+          f"{json.dumps(config.strategy_options)}; {counted}; output {config.output_dir}; study {config.study_name} "
           f"in {config.storage_url()}")
     return 0
+
+
+def _usable(check) -> str:
+    return str(check.total) if not check.problems else f"{check.usable} of {check.total}"
 
 
 def _cmd_search(args) -> int:
@@ -118,6 +130,10 @@ def _cmd_search(args) -> int:
     else:
         raise SRNASError("search needs an experiment file (or --resume RUN_DIR)")
     result = run_search(config, resume=bool(args.resume), progress=False if args.no_progress else None)
+    if result.complete == 0 and result.failed:
+        # Nothing to show but the failure: say why once, and fail the command (scripts and CI see it).
+        where = f"run directory {result.run_dir}" + (f", tracebacks in {result.log_file}" if result.log_file else "")
+        raise SRNASError(f"{_all_failed(result.failed, result.fail_reasons)} ({where})")
     print(f"\n{config.study_name}: {result.complete} complete, {result.failed} failed in {result.seconds:.0f} s "
           f"({config.strategy_name} on {config.space_spec['space']} x{config.scale})\n")
     print(_front_table(result.front))
@@ -141,11 +157,26 @@ def _cmd_worker(args) -> int:
     except KeyboardInterrupt:
         print("worker stopped; its trial went back to the study", flush=True)
         return 130
+    if result.complete == 0 and result.failed and not result.evaluated:
+        # The study has no result and every trial of this worker failed: say why once, and fail.
+        raise SRNASError(f"{_all_failed(result.failed, result.fail_reasons)} on worker {result.worker_id} "
+                         f"(run directory {config.output_dir})")
     planned = result.planned if result.planned is not None else "unbounded"
     print(f"{result.worker_id}: {result.evaluated} evaluated, {result.failed} failed, {result.handed_back} handed back "
           f"in {result.seconds:.0f} s; the study has {result.complete} complete of {planned} planned")
     print(f"Pareto front: srnas pareto {config.output_dir}   dashboard: srnas dashboard {config.output_dir}")
     return 0
+
+
+def _all_failed(count: int, reasons: dict[str, int]) -> str:
+    """One line for ``count`` failed trials and nothing else: their reason, or their distinct reasons
+    (``reasons``: reason -> trials, most frequent first), the first three of them in full."""
+    trials = "the only trial" if count == 1 else f"all {count} trials"
+    if len(reasons) <= 1:
+        return f"{trials} failed: {next(iter(reasons), 'no reason recorded')}"
+    shown = "; ".join(f"{reason[:200]} ({number}x)" for reason, number in list(reasons.items())[:3])
+    others = f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
+    return f"{trials} failed, for {len(reasons)} reasons: {shown}{others}"
 
 
 def _front_table(front: list[dict]) -> str:

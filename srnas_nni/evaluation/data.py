@@ -25,7 +25,14 @@ Data sets:
 
 ``skip_bad=True`` makes a data set read every image when it is built (truncation only shows when
 a file is decoded to its end) and skip unreadable files and unpaired DIV2K images with a
-:class:`SkippedImageWarning` naming the file; without it those files raise when used.
+:class:`SkippedImageWarning` naming the file; without it those files raise when used. A file
+already reported as skipped in this process (by :func:`check_images` through
+:meth:`~srnas_nni.config.ExperimentConfig.check_images`, or by another data set) is skipped
+without a second warning.
+
+Before a run: :func:`check_images` opens every image a data spec names by its header only (cached,
+see :class:`~srnas_nni.evaluation.images.ImageHeaderCache`) and lists the unusable ones with the
+reasons the data set, :class:`PatchSampler` and whole-image validation would give later.
 
 Pairs share their arrays with the cache: treat ``hr`` and ``lr`` as read-only.
 """
@@ -33,6 +40,7 @@ Pairs share their arrays with the cache: treat ``hr`` and ``lr`` as read-only.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import operator
 import re
@@ -50,7 +58,7 @@ import torch
 
 from ..errors import DatasetError, ImageReadError
 from ..runtime import atomic_write_bytes
-from .images import list_images, read_image, to_rgb
+from .images import ImageHeaderCache, list_images, read_image, to_rgb
 from .imresize import imresize
 
 __all__ = [
@@ -72,11 +80,38 @@ __all__ = [
     "ValidationImage",
     "validation_batches",
     "to_float_tensor",
+    "ImageCheck",
+    "check_images",
+    "mark_skip_reported",
 ]
 
 
 class SkippedImageWarning(UserWarning):
     """An image was left out of a data set or sampler built with ``skip_bad=True``."""
+
+
+# Resolved paths of images whose skipping a run already announced in one summary line.
+_skips_reported: set[str] = set()
+
+
+def _skip_key(path: str | Path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
+def mark_skip_reported(paths) -> None:
+    """Record that skipping these image files was already reported (a run's one summary line), so
+    that data sets and samplers of this process skip them without a warning per file."""
+    _skips_reported.update(_skip_key(path) for path in paths)
+
+
+def _warn_skipped(error: Exception | str, path: str | Path, stacklevel: int) -> None:
+    """A :class:`SkippedImageWarning` for ``path``, unless :func:`mark_skip_reported` announced it."""
+    if _skips_reported and _skip_key(path) in _skips_reported:
+        return
+    warnings.warn(f"skipping {error}", SkippedImageWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +236,7 @@ class SRDataset(Sequence):
             try:
                 pair = self._load(source)
             except ImageReadError as error:
-                warnings.warn(f"skipping {error}", SkippedImageWarning, stacklevel=4)
+                _warn_skipped(error, error.path, stacklevel=4)
                 continue
             if self.cache:
                 self._memory[source.path] = pair
@@ -363,7 +398,7 @@ class DIV2KDataset(SRDataset):
                 message = f"{expected}: no such file (the x{scale} LR image of {hr_path})"
                 if not skip_bad:
                     raise DatasetError(message)
-                warnings.warn(f"skipping {message}", SkippedImageWarning, stacklevel=2)
+                _warn_skipped(message, expected, stacklevel=2)
                 continue
             sources.append(_Source(name, str(hr_path), str(lr_path)))
         super().__init__(str(root), scale, sources, skip_bad=skip_bad, cache=cache)
@@ -473,6 +508,179 @@ def open_dataset(spec: str | Path, scale: int, *, split: str = "train", skip_bad
     return ImageFolderDataset(root, scale, skip_bad=skip_bad, cache_dir=cache_dir)
 
 
+# -- checking a data spec before a run ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What :func:`check_images` found for one data spec.
+
+    ``root``: where the images are (for messages: a folder or ``builtin:<split>``); ``total``: the
+    images (HR/LR pairs in a DIV2K-style root); ``problems``: one :class:`ImageReadError` per
+    unusable image, in listing order, each naming the file at fault; ``opened``: the files whose
+    header was read now (the others came from the cache).
+    """
+
+    root: str
+    total: int
+    problems: tuple[ImageReadError, ...]
+    opened: int = 0
+
+    @property
+    def usable(self) -> int:
+        return self.total - len(self.problems)
+
+
+def check_images(spec: str | Path, scale: int, *, split: str = "train", patch_size: int | None = None,
+                 score_crop: int | None = None, cache_dir: str | Path | None = None) -> ImageCheck:
+    """Open every image ``spec`` names (the forms of :func:`open_dataset`) by its header, without decoding.
+
+    An image is unusable, with the reason its use would give later, when its header cannot be read
+    (:func:`~srnas_nni.evaluation.images.read_image_header`), when it is smaller than ``scale``,
+    with ``patch_size`` when its mod-cropped size is smaller than that training patch
+    (:class:`PatchSampler`), with ``score_crop`` when it is too small to score after cropping that
+    border (whole-image validation), and in a DIV2K-style root when its LR file is missing or does
+    not match. The builtin photos are checked in the packages that ship them. Raises
+    :class:`DatasetError` for what :func:`open_dataset` refuses (a missing folder, no image files,
+    an ambiguous layout). Each file's header outcome is cached (``cache_dir``: also on disk).
+    """
+    scale = _checked_scale(scale)
+    cache = ImageHeaderCache(cache_dir)
+    sizes = _SizeRules(scale, patch_size, score_crop)
+    problems: list[ImageReadError] = []
+    if isinstance(spec, str) and (spec == "builtin" or spec.startswith("builtin:")):
+        dataset_split = "train" if _div2k_split(spec.partition(":")[2] or split) == "train" else "val"
+        names = BUILTIN_TRAIN_NAMES if dataset_split == "train" else BUILTIN_VAL_NAMES
+        root = f"builtin:{dataset_split}"
+        for name in names:
+            problem = _builtin_problem(name, cache, sizes)
+            if problem is not None:
+                problems.append(problem)
+        return ImageCheck(root, len(names), tuple(problems), cache.opened)
+    folder = Path(spec).expanduser()
+    if not folder.exists():
+        raise DatasetError(f"{folder}: no such file or folder")
+    if not folder.is_dir():
+        raise DatasetError(
+            f"{folder}: not a folder (expected a folder of images, a DIV2K-style root or 'builtin')"
+        )
+    if is_paired_layout(folder):
+        hr_folder, lr_folder = locate_paired_folders(folder, split, scale)
+        hr_paths = list_images(hr_folder)
+        for hr_path in hr_paths:
+            problem = _paired_problem(hr_path, _find_lr_file(lr_folder, hr_path, scale), lr_folder, cache, sizes)
+            if problem is not None:
+                problems.append(problem)
+        total = len(hr_paths)
+    else:
+        paths = list_images(folder)
+        for path in paths:
+            try:
+                header = cache.header(path)
+            except ImageReadError as error:
+                problems.append(error)
+                continue
+            reason = sizes.problem(header.width, header.height)
+            if reason is not None:
+                problems.append(ImageReadError(path, reason))
+        total = len(paths)
+    cache.save()
+    return ImageCheck(str(folder), total, tuple(problems), cache.opened)
+
+
+@dataclass(frozen=True)
+class _SizeRules:
+    """The sizes an image must have (the checks the data set, the sampler and validation make)."""
+
+    scale: int
+    patch_size: int | None
+    score_crop: int | None
+
+    def problem(self, width: int, height: int) -> str | None:
+        scale = self.scale
+        hr_width, hr_height = width - width % scale, height - height % scale
+        if hr_width == 0 or hr_height == 0:
+            return f"image {width}x{height} is smaller than the scale factor {scale}"
+        side = min(hr_width, hr_height)
+        if self.patch_size is not None and side // scale < self.patch_size // scale:
+            side_text = f"{self.patch_size}x{self.patch_size}"
+            return f"image {hr_width}x{hr_height} is smaller than the {side_text} training patch"
+        if self.score_crop is not None:
+            from .validation import SSIM_WINDOW  # here: validation imports this module
+
+            if side - 2 * self.score_crop < SSIM_WINDOW:
+                return (f"image {hr_width}x{hr_height} is too small to score: SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} "
+                        f"pixels after the {self.score_crop}-pixel border crop")
+        return None
+
+
+def _paired_problem(hr_path: Path, lr_path: Path | None, lr_folder: Path, cache: ImageHeaderCache,
+                    sizes: _SizeRules) -> ImageReadError | None:
+    scale = sizes.scale
+    if lr_path is None:
+        expected = lr_folder / f"{hr_path.stem}x{scale}{hr_path.suffix}"
+        return ImageReadError(expected, f"no such file (the x{scale} LR image of {hr_path})")
+    try:
+        hr, lr = cache.header(hr_path), cache.header(lr_path)
+    except ImageReadError as error:
+        return error
+    reason = sizes.problem(hr.width, hr.height)
+    if reason is not None:
+        return ImageReadError(hr_path, reason)
+    hr_width, hr_height = hr.width - hr.width % scale, hr.height - hr.height % scale
+    if (hr_width, hr_height) != (lr.width * scale, lr.height * scale):
+        return ImageReadError(lr_path, f"LR size {lr.width}x{lr.height} times {scale} does not match the "
+                                       f"mod-cropped HR size {hr_width}x{hr_height} of {hr_path.name}")
+    return None
+
+
+# Where each builtin photo ships: (package, file inside it). Found without importing the package
+# (scikit-learn takes seconds to import).
+_BUILTIN_FILES = {
+    "astronaut": ("skimage", "data/astronaut.png"),
+    "chelsea": ("skimage", "data/chelsea.png"),
+    "coffee": ("skimage", "data/coffee.png"),
+    "rocket": ("skimage", "data/rocket.jpg"),
+    "motorcycle_left": ("skimage", "data/motorcycle_left.png"),
+    "motorcycle_right": ("skimage", "data/motorcycle_right.png"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+}
+
+
+def _builtin_file(name: str) -> Path | None:
+    package, relative = _BUILTIN_FILES[name]
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    file = Path(list(spec.submodule_search_locations)[0]) / relative
+    return file if file.is_file() else None
+
+
+def _builtin_problem(name: str, cache: ImageHeaderCache, sizes: _SizeRules) -> ImageReadError | None:
+    file = _builtin_file(name)
+    if file is not None:
+        try:
+            header = cache.header(file)
+        except ImageReadError as error:
+            return error
+        width, height = header.width, header.height
+    else:
+        # Not where the package usually keeps it (another version, a download cache): load it the
+        # way the data set will.
+        try:
+            photo = _builtin_photo(name)
+        except Exception as exc:  # noqa: BLE001 - a missing package or file, a failed download, ...
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return ImageReadError(_BUILTIN_ORIGINS[name], f"builtin photo {name!r} cannot be loaded ({reason})")
+        height, width = photo.shape[:2]
+    reason = sizes.problem(width, height)
+    return None if reason is None else ImageReadError(_BUILTIN_ORIGINS[name], reason)
+
+
 # --------------------------------------------------------------------------------------------
 # Training patches
 
@@ -537,7 +745,7 @@ class PatchSampler:
                 )
                 if not skip_small:
                     raise error
-                warnings.warn(f"skipping {error}", SkippedImageWarning, stacklevel=3)
+                _warn_skipped(error, pair.path, stacklevel=3)
                 continue
             self._hr.append(hr)
             self._lr.append(lr)

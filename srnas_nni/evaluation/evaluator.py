@@ -14,7 +14,10 @@ Outside an NNI experiment the same call returns the dict (NNI's report functions
 
 A candidate whose loss becomes NaN/inf raises :class:`~srnas_nni.errors.TrainingDivergedError`
 (after a one-line warning naming the reason): NNI records a failed trial and, with
-``continue_on_failure``, the search goes on.
+``continue_on_failure``, the search goes on. Every :class:`~srnas_nni.errors.SRNASError` of a trial
+(an image that cannot be decoded, a data set that cannot be opened) is the same: one warning line
+``candidate failed: <reason>`` on the console, NNI's traceback only in the experiment log, the
+reason in the study's ``fail_reason``.
 
 All constructor arguments are plain data (strings, numbers, dicts), so the evaluator serialises
 for NNI's training-service engine and re-creates itself in trial processes.
@@ -66,24 +69,29 @@ def evaluate_sr_model(model: nn.Module, *, architecture: dict | None = None, sca
     """
     config = TrainConfig.from_dict(train)
     scalarize = make_scalarization(objective, **(objective_options or {}))
-    train_set = _cached_dataset(str(train_data), int(scale), "train", bool(skip_bad), cache_dir)
-    val_set = _cached_dataset(str(val_data), int(scale), "val", bool(skip_bad), cache_dir)
-    cost = measure(model, int(scale), hr_size=tuple(hr_size))
-
-    def on_validation(step: int, result) -> None:
-        if report:
-            metrics = {"psnr": result.psnr, "params": cost.params, "multadds": cost.multadds}
-            nni.report_intermediate_result(
-                {"default": scalarize(metrics), "psnr": result.psnr, "ssim": result.ssim, "step": step}
-            )
-
-    seed_everything(config.seed)
-    trainer = Trainer(model, train_set, val_set, config, output_dir=output_dir, on_validation=on_validation)
-    started = time.perf_counter()
     try:
+        # An image that fails only when decoded (its header was fine at the start of the run) fails here.
+        train_set = _cached_dataset(str(train_data), int(scale), "train", bool(skip_bad), cache_dir)
+        val_set = _cached_dataset(str(val_data), int(scale), "val", bool(skip_bad), cache_dir)
+        cost = measure(model, int(scale), hr_size=tuple(hr_size))
+
+        def on_validation(step: int, result) -> None:
+            if report:
+                metrics = {"psnr": result.psnr, "params": cost.params, "multadds": cost.multadds}
+                nni.report_intermediate_result(
+                    {"default": scalarize(metrics), "psnr": result.psnr, "ssim": result.ssim, "step": step}
+                )
+
+        seed_everything(config.seed)
+        trainer = Trainer(model, train_set, val_set, config, output_dir=output_dir, on_validation=on_validation)
+        started = time.perf_counter()
         outcome = trainer.fit(resume=output_dir is not None)
     except SRNASError as exc:
-        _logger.warning("candidate failed: %s", exc)
+        # In an NNI trial (report=True), the one console line of a candidate failing for its input or
+        # budget; NNI's traceback of it goes to the experiment log only (nni_compat.quiet_console).
+        # Other callers (the worker, which prints its own line per trial) get the exception alone.
+        if report:
+            _logger.warning("candidate failed: %s", exc)
         raise
     validation = outcome.validation
     assert validation is not None  # val_set is always given here

@@ -67,21 +67,37 @@ Bad and unusual inputs, and what happens to them (``ImageReadError`` messages ar
 
 :func:`list_images` lists a folder's images (:data:`IMAGE_EXTENSIONS`) in natural order;
 :func:`to_rgb` replicates a gray image into three channels for models that take RGB.
+
+Checking a data set before a run: :func:`read_image_header` opens a file by its header only (no
+pixel decoding) and refuses what :func:`read_image` would refuse that the file's structure shows:
+everything in the table above up to "not an image", an unsupported mode, and a file that ends
+before the data its own structure declares (PNG chunks, the WebP RIFF size, TIFF strips and tiles,
+the rows of uncompressed BMP/PPM/PGM, the JPEG end marker). It does not decode: damage inside
+compressed data (and a GIF cut short) passes here and fails in :func:`read_image`, still one line
+naming the file.
+:class:`ImageHeaderCache` remembers the outcome per file (resolved path, size, modification time)
+for the process and, given a folder, on disk for other processes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import struct
 import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError, ImageReadError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "list_images", "natural_sort_key", "to_rgb"]
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "list_images", "natural_sort_key", "to_rgb", "ImageHeader",
+           "read_image_header", "ImageHeaderCache"]
 
 #: Lower-case suffixes (with the dot) that :func:`list_images` treats as images; case-insensitive.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -104,16 +120,21 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     _check_is_nonempty_file(path)
-    try:
+    with _pillow_errors(path, "cannot decode image data"):
         return _decode(path)
-    except ImageReadError:
-        raise
-    except MemoryError:
+
+
+@contextlib.contextmanager
+def _pillow_errors(path: Path, failure: str) -> Iterator[None]:
+    """Inside: what Pillow raises becomes one :class:`ImageReadError` naming ``path`` (``failure``: what failed)."""
+    try:
+        yield
+    except (ImageReadError, MemoryError):
         raise
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file (or a format Pillow cannot read)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise OSError, SyntaxError, ValueError, ...
-        raise ImageReadError(path, f"cannot decode image data ({_one_line(exc)})") from exc
+        raise ImageReadError(path, f"{failure} ({_one_line(exc)})") from exc
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -155,6 +176,274 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 3:
         return image
     raise ValueError(f"to_rgb expects an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
+
+
+# --------------------------------------------------------------------------------------------
+# Header checks (no decoding)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file's header says: the stored ``width`` and ``height`` (before any EXIF rotation,
+    which swaps them but changes no minimum side or multiple of the scale) and Pillow's ``mode``."""
+
+    width: int
+    height: int
+    mode: str
+
+
+def read_image_header(path: str | Path) -> ImageHeader:
+    """Open ``path`` by its header, without decoding pixels (see the module docstring).
+
+    Raises :class:`ImageReadError` (one line, naming the file, with the same reasons as
+    :func:`read_image` where both see the problem) for a missing path, a folder, an empty file, a
+    file that is not an image, an unsupported mode, or a file shorter than its structure declares.
+    """
+    path = Path(path)
+    _check_is_nonempty_file(path)
+    # Pillow warns about what it meets in a damaged header (TIFF: "Truncated File Read"); the
+    # outcome says it on one line, so the warnings would only repeat it.
+    with _pillow_errors(path, "cannot read the image header"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            header = ImageHeader(int(image.width), int(image.height), str(image.mode))
+            problem = _structure_problem(path, image, path.stat().st_size)
+    if problem is not None:
+        raise ImageReadError(path, problem)
+    if header.mode == "F":
+        raise ImageReadError(path, _FLOAT_MODE_REASON)
+    if header.mode not in _CONVERTERS:
+        raise ImageReadError(path, f"unsupported image mode {header.mode!r}")
+    return header
+
+
+class ImageHeaderCache:
+    """:func:`read_image_header` outcomes (the header or the one-line reason) keyed by a file's
+    resolved path, size and modification time in nanoseconds: an edited file is checked again.
+
+    Outcomes are shared by every instance in the process. With ``folder`` they are also kept in
+    ``folder/image-headers-v1.json`` (read on first use, written by :meth:`save`, merged with what
+    other processes wrote meanwhile) so that the next ``srnas validate`` or another worker reads no
+    header twice; an unusable folder only means no disk cache. ``opened`` counts the files this
+    instance actually opened (the rest came from a cache).
+    """
+
+    _FILE_NAME = "image-headers-v1.json"
+    _memory: dict[str, ImageHeader | str] = {}  # process-wide: key -> header or reason
+
+    def __init__(self, folder: str | Path | None = None):
+        self.folder = Path(folder).expanduser() if folder is not None else None
+        self.opened = 0
+        self._disk: dict[str, list | str] | None = None
+        self._new: dict[str, list | str] = {}
+
+    def header(self, path: str | Path) -> ImageHeader:
+        """The header of ``path``; raises :class:`ImageReadError` (also when the failure was cached)."""
+        path = Path(path)
+        key = self._key(path)
+        if key is None:  # cannot stat: read_image_header names the problem (no such file, ...)
+            self.opened += 1
+            return read_image_header(path)
+        outcome = self._memory.get(key)
+        if outcome is None:
+            stored = self._disk_entries().get(key)
+            if stored is not None:
+                outcome = stored if isinstance(stored, str) else ImageHeader(int(stored[0]), int(stored[1]), stored[2])
+                self._memory[key] = outcome
+        if outcome is None:
+            self.opened += 1
+            try:
+                outcome = read_image_header(path)
+            except ImageReadError as error:
+                outcome = error.reason
+            self._memory[key] = outcome
+            if self.folder is not None:
+                self._new[key] = outcome if isinstance(outcome, str) else [outcome.width, outcome.height, outcome.mode]
+        if isinstance(outcome, str):
+            raise ImageReadError(path, outcome)
+        return outcome
+
+    def save(self) -> None:
+        """Write the outcomes found since the last save to the cache folder (if any); never raises."""
+        if self.folder is None or not self._new:
+            return
+        from ..runtime import atomic_write_bytes
+
+        file = self.folder / self._FILE_NAME
+        entries = {**_read_json_entries(file), **self._new}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(file, json.dumps(entries, separators=(",", ":")).encode())
+        except OSError:
+            return  # a cache only saves time; the checks themselves are done
+        self._disk = entries
+        self._new = {}
+
+    def _disk_entries(self) -> dict[str, list | str]:
+        if self._disk is None:
+            self._disk = _read_json_entries(self.folder / self._FILE_NAME) if self.folder is not None else {}
+        return self._disk
+
+    @staticmethod
+    def _key(path: Path) -> str | None:
+        try:
+            stat = path.stat()
+            resolved = path.resolve()
+        except OSError:
+            return None
+        return f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _read_json_entries(file: Path) -> dict[str, list | str]:
+    """A header cache file's entries, or nothing if it is missing or unreadable (it is only a cache)."""
+    try:
+        entries = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {key: value for key, value in entries.items()
+            if isinstance(value, str) or (isinstance(value, list) and len(value) == 3)}
+
+
+def _structure_problem(path: Path, image: Image.Image, file_size: int) -> str | None:
+    """Why the file is shorter than its structure says (so decoding must fail), or None."""
+    if image.format == "PNG":
+        return _png_problem(path, file_size)
+    if image.format == "JPEG":
+        return _jpeg_problem(path, file_size)
+    if image.format == "WEBP":
+        return _riff_problem(path, file_size)
+    if image.format == "TIFF":
+        return _tiff_problem(image, file_size)
+    return _raw_tiles_problem(image, file_size)
+
+
+_PNG_IMAGE_DATA = (b"IDAT", b"fdAT")
+
+
+def _png_problem(path: Path, file_size: int) -> str | None:
+    # Walk the chunk headers (8 bytes each, seeking over the data), unbuffered so that only the
+    # headers are read. The file is certainly unusable when it ends before the image data or
+    # inside an image-data chunk. Once the image data was whole, a cut later chunk (IEND, text)
+    # is left to decoding, which accepts it; so is a cut between chunks, which only decoding can
+    # tell from complete data.
+    position = 8  # after the signature, which Image.open has checked
+    seen_image_data = False
+    with open(path, "rb", buffering=0) as file:
+        while position < file_size:
+            file.seek(position)
+            head = file.read(8)
+            if len(head) < 8:
+                if seen_image_data:
+                    return None
+                return f"truncated: the file ends inside a PNG chunk header at byte {position} of {file_size}"
+            length, kind = struct.unpack(">I4s", head)
+            is_image_data = kind in _PNG_IMAGE_DATA
+            end = position + 12 + length  # header, data, CRC
+            if end > file_size:
+                if seen_image_data and not is_image_data:
+                    return None
+                name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+                return (f"truncated or corrupt: PNG chunk {name} at byte {position} needs {end} bytes, "
+                        f"the file has {file_size}")
+            if kind == b"IEND":
+                return None
+            seen_image_data = seen_image_data or is_image_data
+            position = end
+    return None
+
+
+def _jpeg_problem(path: Path, file_size: int) -> str | None:
+    # A JPEG ends with the end-of-image marker FFD9, which Pillow requires. Almost every file ends
+    # with it exactly (one 2-byte read); otherwise (trailing bytes such as an appended video, or a
+    # cut) the whole file is read: complete when FFD9 follows the start of the first scan. Entropy-
+    # coded data cannot contain FFD9 (0xFF is stuffed), so a cut file has none after it.
+    with open(path, "rb") as file:
+        file.seek(max(0, file_size - 2))
+        if file.read(2) == b"\xff\xd9":
+            return None
+        file.seek(0)
+        data = file.read()
+    scan = _first_jpeg_scan(data)
+    if scan is None or data.find(b"\xff\xd9", scan) != -1:
+        return None  # a structure this walk does not follow is left to decoding
+    return f"truncated: no end-of-image marker after the image data ({file_size} bytes)"
+
+
+def _first_jpeg_scan(data: bytes) -> int | None:
+    """Offset of the first start-of-scan marker (FFDA), walking the marker segments before it (an
+    EXIF thumbnail inside APP1 is skipped with its segment), or None."""
+    position = 2  # after the start-of-image marker
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+        elif marker == 0xDA:
+            return position
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2: position + 4], "big")
+    return None
+
+
+def _riff_problem(path: Path, file_size: int) -> str | None:
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if len(head) < 8 or head[:4] != b"RIFF":
+        return None
+    needed = 8 + struct.unpack("<I", head[4:])[0]
+    if file_size < needed:
+        return f"truncated: the WebP file declares {needed} bytes, it has {file_size}"
+    return None
+
+
+def _tiff_problem(image: Image.Image, file_size: int) -> str | None:
+    tags = getattr(image, "tag_v2", None)
+    if tags is None:
+        return None
+    for offsets_tag, counts_tag, what in ((273, 279, "strip"), (324, 325, "tile")):
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if not offsets or not counts:
+            continue
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
+        end = max(int(offset) + int(count) for offset, count in zip(offsets, counts))
+        if end > file_size:
+            return f"truncated: its image data ({what}s) end at byte {end}, the file has {file_size}"
+    return None
+
+
+def _raw_tiles_problem(image: Image.Image, file_size: int) -> str | None:
+    # Uncompressed rows (BMP, PPM/PGM, ...): the bytes they need follow from the header alone.
+    for tile in image.tile:
+        codec, extents, offset, args = tile[0], tile[1], tile[2], tile[3]
+        if codec != "raw":
+            continue
+        rawmode, stride = (args, 0) if isinstance(args, str) else (args[0], args[1] if len(args) > 1 else 0)
+        rows = extents[3] - extents[1]
+        row_bytes = abs(int(stride)) or _packed_row_bytes(rawmode, extents[2] - extents[0])
+        if row_bytes is None:
+            continue
+        end = int(offset) + row_bytes * rows
+        if end > file_size:
+            return f"truncated: its {rows} rows of pixels end at byte {end}, the file has {file_size}"
+    return None
+
+
+def _packed_row_bytes(rawmode: str, width: int) -> int | None:
+    """Bytes of one row of ``width`` pixels in ``rawmode`` when it is a whole-byte Pillow mode, else None."""
+    try:
+        description = ImageMode.getmode(rawmode)
+    except KeyError:
+        return None
+    kind, size = description.typestr[1], description.typestr[2:]
+    if kind == "b" or not size.isdigit():  # bit-packed (mode 1) or unknown: no check
+        return None
+    return width * len(description.bands) * int(size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,10 +538,11 @@ def _int32_gray(path: Path, image: Image.Image) -> np.ndarray:
     return _round_16_to_8(values)
 
 
+_FLOAT_MODE_REASON = "unsupported image mode 'F' (32-bit float has no defined white level; save it as 8 or 16-bit)"
+
+
 def _float_image(path: Path, image: Image.Image) -> np.ndarray:
-    raise ImageReadError(
-        path, "unsupported image mode 'F' (32-bit float has no defined white level; save it as 8 or 16-bit)"
-    )
+    raise ImageReadError(path, _FLOAT_MODE_REASON)
 
 
 _CONVERTERS: dict[str, Callable[[Path, Image.Image], np.ndarray]] = {

@@ -613,8 +613,12 @@ class ReinforceLearner:
 
     def state_dict(self) -> dict[str, Any]:
         return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "baseline": self.baseline, "pending": [list(p) for p in self.pending], "updates": self.updates,
-                "samples": self.samples, "generator": self.generator.get_state()}
+                "baseline": self.baseline, "updates": self.updates,
+                # Samples through JSON: NNI's ``label`` keys (a str subclass) become plain str.
+                "pending": [[json.loads(json.dumps(s)), p, r] for s, p, r in self.pending],
+                "samples": self.samples,
+                # The sampling generator's state as a plain list of bytes (not a pickled torch object).
+                "generator": self.generator.get_state().tolist()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
@@ -623,7 +627,9 @@ class ReinforceLearner:
         self.pending = [(dict(s), float(p), float(r)) for s, p, r in state["pending"]]
         self.updates = int(state["updates"])
         self.samples = int(state["samples"])
-        self.generator.set_state(state["generator"])
+        generator = state["generator"]
+        self.generator.set_state(generator if isinstance(generator, torch.Tensor)  # checkpoints before plain data
+                                 else torch.tensor(generator, dtype=torch.uint8))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -838,7 +844,7 @@ class HierarchicalRL(ParetoArchiveMixin, Strategy):
         with self._lock:
             if self.learner is None:
                 return state
-            return {**state, "learner": self.learner.state_dict(), "evaluated": dict(self.evaluated),
+            return {**state, "learner": self.learner.state_dict(), "evaluated": json.loads(json.dumps(self.evaluated)),
                     "failures": self.failures, "duplicates_in_a_row": self.duplicates_in_a_row}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

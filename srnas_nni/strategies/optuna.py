@@ -19,7 +19,7 @@ memory otherwise.
 
 from __future__ import annotations
 
-import pickle
+import json
 import time
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ from ..nni_tuner import (  # noqa: F401  (re-exported)
     DIRECTIONS, METRIC_NAMES, SAMPLERS, OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner,
     OptunaTPETuner, OptunaTuner, make_sampler, make_study, objective_values,
 )
+from ..optuna_state import restore_sampler_random_state, restore_study, sampler_random_state, study_to_plain
 from . import register_strategy
 from .encoding import SpaceEncoding
 from .pareto import ParetoArchiveMixin
@@ -131,30 +132,53 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
                 self.trial_recorded(trial.number, metric)
 
     def state_dict(self) -> dict[str, Any]:
-        """The archive, the sampler (its random state included) and, for an in-memory study, its trials.
+        """The search state as plain data (JSON-serialisable: no pickled Optuna object).
 
-        A persistent study (``storage``) keeps its trials itself; an in-memory one would lose them.
+        * ``pareto_archive``, ``study_name`` and ``pending_tells`` (results checkpointed before they
+          were told, as ``(trial number, values or None)``);
+        * ``sampler``: the sampler's name and the state of its random generators
+          (:func:`~srnas_nni.optuna_state.sampler_random_state`);
+        * ``study``: for an in-memory study only, its trials and system attributes
+          (:func:`~srnas_nni.optuna_state.study_to_plain`); a persistent study (``storage``) keeps them.
+
+        Contract of :meth:`load_state_dict` (after ``initialize``, which rebuilt the sampler from its
+        name, seed and options): the generators are set back, so the next ``ask`` draws what it would
+        have drawn had the search not stopped; NSGA-II/III's generations and parents come from the
+        study's trials. The trial in flight when the process died is failed (``fail_reason``
+        ``interrupted: ...``), and as the generators are back at the checkpoint the next trial is
+        usually the same architecture. A checkpoint whose generators cannot be placed (another Optuna
+        that renamed a sampler's internals, or an older checkpoint format) re-seeds them from
+        ``(seed, trials so far)``: the run continues, it no longer samples as the uninterrupted one.
         """
         state = {**super().state_dict(), "study_name": self.study_name,
-                 "pending_tells": [(trial.number, values) for trial, values, _ in self.pending_tells]}
+                 "pending_tells": [[trial.number, values] for trial, values, _ in self.pending_tells]}
         if self.study is not None:
-            state["sampler"] = pickle.dumps(self.study.sampler)
+            state["sampler"] = {"name": self.sampler_name, "random_state": sampler_random_state(self.study.sampler)}
             if self.storage is None:
-                state["trials"] = [t for t in self.study.get_trials(deepcopy=True) if t.state.is_finished()]
-        return state
+                state["study"] = study_to_plain(self.study)
+        # Through JSON: proof that it is plain data, and NNI's ``label`` parameter names (a str subclass)
+        # become plain str.
+        return json.loads(json.dumps(state))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
-        sampler, trials = state_dict.pop("sampler", None), state_dict.pop("trials", None)
+        sampler, study = state_dict.pop("sampler", None), state_dict.pop("study", None)
+        legacy_trials = state_dict.pop("trials", None)  # pickled FrozenTrials of checkpoints before plain data
         pending = state_dict.pop("pending_tells", [])
         state_dict.pop("study_name", None)
         super().load_state_dict(state_dict)
         if self.study is None:
             raise RuntimeError("OptunaStrategy.load_state_dict needs an initialized strategy")
-        if sampler is not None:
-            self.study.sampler = pickle.loads(sampler)
-        if trials and not self.study.get_trials(deepcopy=False):
-            self.study.add_trials(trials)
+        if not self.study.get_trials(deepcopy=False):
+            if isinstance(study, dict):
+                restore_study(self.study, study)
+            elif legacy_trials:
+                self.study.add_trials(legacy_trials)
+        random_state = sampler.get("random_state") if isinstance(sampler, dict) else None
+        if isinstance(sampler, dict) and sampler.get("name") not in (None, self.sampler_name):
+            random_state = None  # the configuration names another sampler now: start its generators afresh
+        restore_sampler_random_state(self.study.sampler, random_state, seed=self.seed,
+                                     trials_so_far=len(self.study.get_trials(deepcopy=False)))
         # Results checkpointed but not yet told when the process stopped: tell them now (exactly once).
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
         for number, values in pending:

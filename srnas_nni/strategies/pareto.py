@@ -81,7 +81,8 @@ class ParetoArchive:
         return sorted(unique, key=lambda e: (-float(e.metrics["psnr"]), e.metrics["params"], e.metrics["multadds"]))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"entries": [{"sample": e.sample, "metrics": _jsonable(e.metrics)} for e in self.entries]}
+        # Plain data only: JSON turns NNI's ``label`` keys (a str subclass) into str, tuples into lists.
+        return {"entries": [{"sample": _jsonable(e.sample), "metrics": _jsonable(e.metrics)} for e in self.entries]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.entries = [ArchiveEntry(dict(e["sample"]), dict(e["metrics"])) for e in state.get("entries", [])]
