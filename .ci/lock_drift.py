@@ -11,6 +11,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 
 def locked_versions(lock: Path) -> dict[str, str]:
@@ -22,11 +23,19 @@ def locked_versions(lock: Path) -> dict[str, str]:
     return pins
 
 
+def same_version(a: str, b: str) -> bool:
+    """Equal as PEP 440 versions (``0.1.1-2209072238`` is ``0.1.1.post2209072238``), else as text."""
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 def main(lock: str) -> int:
     pins = locked_versions(Path(lock))
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
     changed = sorted((name, pins[name], version) for name, version in installed.items()
-                     if name in pins and pins[name] != version)
+                     if name in pins and not same_version(pins[name], version))
     added = sorted(set(installed) - set(pins) - {"pip", "srnas-nni"})
     missing = sorted(set(pins) - set(installed))
     print(f"against {lock}: {len(changed)} changed, {len(added)} not in the lock, {len(missing)} not installed")
