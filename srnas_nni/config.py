@@ -290,17 +290,15 @@ class ExperimentConfig:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None, *, smoke_run: bool = False,
-                check_data: bool = True) -> ExperimentConfig:
-    """Read, override (``key.path=value`` strings) and validate an experiment file.
-
-    ``smoke_run`` shrinks every budget (see :func:`smoke`) after validation of the file as written.
-    """
+def read_yaml_mapping(path: str | Path, *, what: str, shape: str) -> dict[str, Any]:
+    """The YAML mapping in ``path`` (an empty file is ``{}``); a :class:`ConfigError` naming the file, and
+    the line and column of a syntax error, otherwise. ``what`` names the file's kind in errors ("experiment
+    file"), ``shape`` hints at its keys ("space:, strategy:, ...")."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such experiment file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read: {exc}") from None
     try:
@@ -313,8 +311,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None, *, smoke_r
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an experiment file is a mapping (space:, strategy:, ...), "
-                          f"not a {type(data).__name__}")
+        raise ConfigError(f"{path}: an {what} is a mapping ({shape}), not a {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, *, smoke_run: bool = False,
+                check_data: bool = True) -> ExperimentConfig:
+    """Read, override (``key.path=value`` strings) and validate an experiment file.
+
+    ``smoke_run`` shrinks every budget (see :func:`smoke`) after validation of the file as written.
+    """
+    path = Path(path)
+    data = read_yaml_mapping(path, what="experiment file", shape="space:, strategy:, ...")
     data = apply_overrides(data, overrides or [], source=str(path))
     data.setdefault("tracking", {})
     if isinstance(data["tracking"], dict) and data["tracking"].get("study_name") is None:

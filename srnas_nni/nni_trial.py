@@ -33,9 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
-from .config import ConfigError, ExperimentConfig, apply_overrides, parse_config
+from .config import ExperimentConfig, apply_overrides, parse_config, read_yaml_mapping
 from .errors import SRNASError
 from .nni_compat import nni
 
@@ -45,14 +43,7 @@ __all__ = ["trial_config", "search_space", "decode_parameters", "run_trial", "ma
 def trial_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """An experiment file read for a trial: validated as ``srnas search`` would, ``strategy`` optional."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such experiment file") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an experiment file is a mapping (space:, evaluator:, ...)")
+    data = read_yaml_mapping(path, what="experiment file", shape="space:, evaluator:, ...")
     data = apply_overrides(data, list(overrides), source=str(path))
     data.setdefault("strategy", "random")  # unused by a trial; the schema asks for one
     data.setdefault("output_dir", ".")

@@ -23,6 +23,8 @@ from .errors import SRNASError
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
     import nni  # noqa: E402
+    from nni.runtime import msg_dispatcher_base  # noqa: E402
+    from nni.runtime.msg_dispatcher import MsgDispatcher  # noqa: E402
     from nni.tuner import Tuner  # noqa: E402
 
 __all__ = ["SAMPLERS", "METRIC_NAMES", "DIRECTIONS", "make_sampler", "open_study", "make_study", "objective_values",
@@ -130,8 +132,11 @@ class OptunaTuner(Tuner):
       (``{"default", "psnr", "params", "multadds", ...}``; a JSON string of it is accepted too): Optuna
       is told ``[psnr, params, multadds]`` (maximise, minimise, minimise); a result without all three
       finite values, or a trial that ends without a result, is told as failed. ``architecture``,
-      ``ssim``, ``psnr_rgb``, ``train_seconds``, ``steps``, ``scale``, ``model_file`` and the NNI trial
-      id go to the trial's user attributes, as in a ``srnas search`` study;
+      ``ssim``, ``psnr_rgb``, ``train_seconds``, ``steps``, ``scale`` and ``model_file`` go to the trial's
+      user attributes, as in a ``srnas search`` study;
+    * every study trial carries NNI's parameter id (``nni_parameter_id``) and trial job id
+      (``nni_trial``; NNI's experiment folder keeps that trial's files under ``trials/<id>/``), failed
+      trials included;
     * ``storage`` (an SQLAlchemy URL; use an absolute sqlite path, NNI starts the tuner in a folder of
       its own) keeps the study, and a restarted tuner continues it; without it the study is in memory;
     * ``import_data`` (``nnictl experiment import``, resumed experiments) adds complete trials the study
@@ -143,6 +148,10 @@ class OptunaTuner(Tuner):
 
     def __init__(self, sampler: str = "nsga2", seed: int | None = None, sampler_options: dict | None = None,
                  storage: str | None = None, study_name: str = "srnas-tuner"):
+        # NNI's dispatcher drops the commands still queued when the manager tells it to stop (an
+        # experiment stopped right after its last trial ended): results the study would never get.
+        # A tuner keeping a study drains the queue instead (NNI allows it 30 s to exit).
+        msg_dispatcher_base._worker_fast_exit_on_terminate = False
         self.sampler_name = sampler
         self.study = make_study(sampler, seed, dict(sampler_options or {}), storage, study_name)
         self.distributions: dict[str, optuna.distributions.CategoricalDistribution] = {}
@@ -171,6 +180,8 @@ class OptunaTuner(Tuner):
         with self._lock:
             trial = self.study.ask(self.distributions)
             trial.set_user_attr("nni_parameter_id", int(parameter_id))
+            if kwargs.get("trial_job_id") is not None:  # multi-phase requests name their trial
+                trial.set_user_attr("nni_trial", str(kwargs["trial_job_id"]))
             self._pending[parameter_id] = trial
         return dict(trial.params)
 
@@ -193,9 +204,24 @@ class OptunaTuner(Tuner):
         with self._lock:
             trial = self._pending.pop(parameter_id, None)  # still pending: failed, or ended without a result
             if trial is not None:
+                if kwargs.get("trial_job_id") is not None:
+                    trial.set_user_attr("nni_trial", str(kwargs["trial_job_id"]))
                 trial.set_user_attr("fail_reason", "trial failed" if not success
                                     else "finished without reporting a final metric")
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    def close(self, reason: str = "the experiment stopped before this trial ended") -> None:
+        """Tell every trial still pending as failed (``fail_reason``): none stays RUNNING in the study.
+
+        Called when NNI's dispatcher stops: NNI asks for ``trialConcurrency`` parameters at once, so
+        an experiment ending at ``maxTrialNumber`` (or stopped mid-trial) leaves asked trials that no
+        NNI trial will ever report.
+        """
+        with self._lock:
+            for trial in self._pending.values():
+                trial.set_user_attr("fail_reason", reason)
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._pending.clear()
 
     def import_data(self, data: list[dict[str, Any]]) -> None:
         if not self.distributions:
@@ -219,6 +245,39 @@ class OptunaTuner(Tuner):
                     continue
                 self.study.add_trial(trial)
                 held.add(key)
+
+
+def _handle_trial_end_naming_the_trial(self: MsgDispatcher, data: dict[str, Any]) -> None:
+    """NNI's ``handle_trial_end``, handing our tuners the trial's job id as ``trial_job_id``.
+
+    NNI 3.0's dispatcher calls ``tuner.trial_end(parameter_id, success)`` only, although the manager's
+    message names the trial; without it a trial that fails before reporting would be a study trial no
+    one can trace to its NNI trial folder (``trials/<id>/stderr``). Other tuners are called as before.
+    """
+    if not isinstance(self.tuner, OptunaTuner):
+        return _nni_handle_trial_end(self, data)
+    plain_trial_end = self.tuner.trial_end
+    self.tuner.trial_end = lambda parameter_id, success: plain_trial_end(  # type: ignore[method-assign]
+        parameter_id, success, trial_job_id=data.get("trial_job_id"))
+    try:
+        return _nni_handle_trial_end(self, data)
+    finally:
+        del self.tuner.trial_end  # back to the class's method
+
+
+def _run_then_close_the_tuner(self: MsgDispatcher) -> None:
+    """NNI's dispatcher loop; once it stopped (and drained its queue), :meth:`OptunaTuner.close`."""
+    try:
+        _nni_dispatcher_run(self)
+    finally:
+        if isinstance(self.tuner, OptunaTuner):
+            self.tuner.close()
+
+
+_nni_handle_trial_end = MsgDispatcher.handle_trial_end
+MsgDispatcher.handle_trial_end = _handle_trial_end_naming_the_trial
+_nni_dispatcher_run = MsgDispatcher.run
+MsgDispatcher.run = _run_then_close_the_tuner
 
 
 def _metric_dict(value: Any) -> dict[str, Any]:

@@ -12,7 +12,10 @@
    ``engine: nni``); after each finished model the search is checkpointed (strategy, engine, and the
    model's result) and only then is the result added to the study by a
    :class:`~srnas_nni.tracking.StudyRecorder` and ``pareto.json`` rewritten, so an interrupted search
-   loses at most the trial in flight and never records one twice;
+   loses at most the trial in flight and never records one twice. The strategy's run ends only once
+   every model it submitted has ended and been recorded (``engine: nni`` trains them in other
+   processes); trials NNI ran that the study lacks fail the run (one line naming them), and
+   ``--resume`` records them from NNI's database;
 4. a one-shot strategy's derived architecture is then trained within ``evaluator.train`` (starting
    from the weights the strategy hands over, if any) and recorded with ``source = derived``; samples
    a strategy evaluated on shared weights are recorded with ``source = shared_weights``;
@@ -100,6 +103,9 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
     """
 
     recorder: StudyRecorder
+    #: Parameter id -> model whose trial never ended when :meth:`wait_for_submitted` gave up (engine: nni);
+    #: replaced, never mutated, so the shared empty default is safe.
+    unfinished: dict = {}
     #: Set once a checkpoint failure was raised (the search stopped on it; later attempts fail alike).
     checkpoint_failed = False
     #: The checkpoint failure that stopped the strategy (raised by the runner after NNI's run returns).
@@ -126,6 +132,44 @@ class _SearchExperiment(NniManagerMixin, NasExperiment):
 
             engine.budget_available = commit_then_check_budget
         return engine
+
+    def _start_engine_and_strategy(self) -> None:
+        # NNI's Strategy.run calls _cleanup right after _run, and strategies unregister their engine
+        # callbacks there: a model still training then ends unheard (the Optuna strategy never tells its
+        # trial, the Pareto archive misses it). Nothing in NNI runs between the two, so the wait for
+        # every submitted model goes at the end of this strategy's _run.
+        strategy = self.strategy
+        explore = strategy._run
+
+        def explore_then_wait() -> None:
+            explore()
+            self.wait_for_submitted()
+
+        strategy._run = explore_then_wait
+        try:
+            super()._start_engine_and_strategy()
+        finally:
+            del strategy._run  # back to the class's method
+
+    def wait_for_submitted(self) -> None:
+        """Wait until every model the strategy submitted has ended and been recorded (``engine: nni``; the
+        sequential engine trains each model within its submission). Models the engine gave up on (the
+        manager stopped or lost them) are left in :attr:`unfinished` for the runner to report."""
+        wait = getattr(self._engine, "wait_submitted", None)
+        if wait is None or is_one_shot(self.strategy):
+            return
+
+        def record_finished() -> None:
+            if self.checkpoint_error is not None:
+                self.recorder.flush()  # the checkpoint cannot be written: still never drop a result
+                return
+            try:
+                self.commit()
+            except SRNASError as exc:
+                self.checkpoint_error = exc
+
+        self.unfinished = wait(on_poll=record_finished)
+        record_finished()
 
     def commit(self) -> None:
         """Checkpoint the search with its finished-but-unrecorded trials, then record them in the study.
@@ -316,6 +360,58 @@ def _trial_arguments(config: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
                 models_dir=str(run_dir / "models"), space_spec=config.space_spec)
 
 
+def _nni_database(nas_config: NasExperimentConfig, experiment_id: str) -> Path:
+    """NNI's database of an ``engine: nni`` experiment (``nni-experiments/<id>/db/nni.sqlite``)."""
+    return Path(nas_config.experiment_working_directory) / experiment_id / "db" / "nni.sqlite"
+
+
+def _unrecorded_nni_trials(study: optuna.Study, database: Path) -> list[dict[str, Any]]:
+    """The trials NNI's database shows ended that no finished study trial holds (by NNI trial or parameter id)."""
+    from .nni_engine import finished_nni_trials
+
+    held_trials, held_parameters = set(), set()
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.is_finished():
+            held_trials.add(trial.user_attrs.get("nni_trial"))
+            held_parameters.add(trial.user_attrs.get("nni_parameter_id"))
+    return [t for t in finished_nni_trials(database)
+            if t["trial"] not in held_trials and t["parameter_id"] not in held_parameters]
+
+
+def _check_every_trial_recorded(study: optuna.Study, database: Path, unfinished: dict, run_dir: Path) -> None:
+    """SRNASError (one line, naming the NNI trials) when NNI ran trials the study does not hold."""
+    missing = _unrecorded_nni_trials(study, database)
+    finished_parameters = {t["parameter_id"] for t in missing}
+    lost = sorted(p for p in unfinished if p not in finished_parameters)
+    if not missing and not lost:
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} trial(s) that NNI finished are not in the study "
+                     f"(NNI trials {', '.join(t['trial'] for t in missing)})")
+    if lost:
+        parts.append(f"{len(lost)} submitted trial(s) never ended (parameter ids {', '.join(map(str, lost))})")
+    raise SRNASError("; ".join(parts) + f"; 'srnas search --resume {run_dir}' records the finished ones "
+                                        "from NNI's database without running them again")
+
+
+def _record_from_nni_database(recorder: StudyRecorder, database: Path, *, tell_running: bool) -> None:
+    """Record the trials NNI's database shows ended and the study lacks (see :meth:`StudyRecorder.recover`)."""
+    missing = _unrecorded_nni_trials(recorder.study, database)
+    on_record, recorder.on_record = recorder.on_record, None  # before the run's progress starts; counted in it
+    try:
+        for trial in missing:
+            succeeded = trial["status"] == "SUCCEEDED" and isinstance(trial["metric"], dict)
+            recorder.recover(trial["sample"], trial["metric"] if succeeded else None, nni_trial=trial["trial"],
+                             nni_parameter_id=trial["parameter_id"], tell_running=tell_running,
+                             fail_reason=None if succeeded else f"NNI trial {trial['trial']} {trial['status']}")
+    finally:
+        recorder.on_record = on_record
+    if missing:
+        print(f"recorded {len(missing)} trial(s) that NNI finished before the interruption "
+              f"(NNI trials {', '.join(t['trial'] for t in missing)})", file=sys.stderr, flush=True)
+
+
 def _read_run_file(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not path.is_file():
@@ -357,10 +453,8 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
                 "space": config.space_spec, "study_name": study_name, "storage": storage,
                 "one_shot": one_shot, "source": config.source}
     atomic_write_json(run_dir / RUN_FILE, run_info)
-    already = _trials_counted(study) if resume else 0
-    total = None if one_shot else config.experiment["max_trials"]
-    mode = ("bar" if sys.stderr.isatty() else "lines") if progress is None or progress else "off"
-    bar = _Progress(total, mode, initial=already)
+    nni_database = _nni_database(nas_config, experiment.id) \
+        if config.experiment["engine"] == "nni" and not one_shot else None
 
     def on_record(number: int, metrics: dict[str, Any]) -> None:
         front = write_pareto_file(run_dir, study, space_spec=config.space_spec, scale=config.scale,
@@ -370,6 +464,14 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
     experiment.recorder = StudyRecorder(study, space, strategy=config.strategy_name,
                                         space_name=config.space_spec["space"], scale=config.scale,
                                         on_record=on_record)
+    if resume and nni_database is not None:
+        # Trials NNI finished that the interrupted run never recorded (before the strategy's checkpoint is
+        # loaded: an Optuna strategy would fail its still-running trials as interrupted).
+        _record_from_nni_database(experiment.recorder, nni_database, tell_running=hasattr(strategy, "trial_annotator"))
+    already = _trials_counted(study) if resume else 0
+    total = None if one_shot else config.experiment["max_trials"]
+    mode = ("bar" if sys.stderr.isatty() else "lines") if progress is None or progress else "off"
+    bar = _Progress(total, mode, initial=already)
     experiment.recorder.deferred = True  # recorded after each checkpoint (_SearchExperiment.commit)
     status = "failed"
     try:
@@ -381,6 +483,8 @@ def run_search(config: ExperimentConfig, *, resume: bool = False, progress: bool
             raise experiment.checkpoint_error
         if finished is None:  # NNI caught Ctrl-C itself and stopped the experiment: not a finished search
             raise KeyboardInterrupt
+        if nni_database is not None:
+            _check_every_trial_recorded(study, nni_database, experiment.unfinished, run_dir)
         if one_shot:
             _record_one_shot_results(config, strategy, experiment.recorder, run_dir)
         status = "done"

@@ -4,7 +4,9 @@ The study has three objectives (``set_metric_names(["psnr", "params", "multadds"
 PSNR, minimise parameters and Mult-Adds), one categorical parameter per label of the space (the
 encoding of :class:`~srnas_nni.strategies.encoding.SpaceEncoding`, the one the Optuna strategy asks
 with, so parallel-coordinate and importance plots work), and user attributes: ``architecture``
-(the sample as JSON), ``ssim``, ``train_seconds``, ``strategy``, ``space``, ``scale``, ``nni_trial``,
+(the sample as JSON), ``ssim``, ``train_seconds``, ``strategy``, ``space``, ``scale``, ``nni_trial`` and
+``nni_parameter_id`` (under ``engine: nni``: the NNI trial that ran the architecture and the parameter id it
+was submitted with; None with the sequential engine),
 ``source`` (``trial``; ``derived`` for a one-shot strategy's derived architecture after training;
 ``shared_weights`` for samples evaluated on a supernet's shared weights, which are flagged because
 they are not comparable with trained ones) and, for failed candidates, ``fail_reason``.
@@ -108,7 +110,7 @@ class StudyRecorder:
         if id(model) in self._recorded:
             return
         self._recorded.add(id(model))
-        self._finished(dict(getattr(model, "sample", None) or {}), event.metric, nni_trial=_model_id(model))
+        self._finished(dict(getattr(model, "sample", None) or {}), event.metric, **_identity(model))
 
     def _on_training_end(self, event) -> None:
         model = event.model
@@ -118,7 +120,7 @@ class StudyRecorder:
         reason = getattr(model, "failure_reason", None)
         if event.status == ModelStatus.Trained and reason is None:
             reason = "finished without reporting a final metric"
-        self._finished(dict(getattr(model, "sample", None) or {}), None, nni_trial=_model_id(model),
+        self._finished(dict(getattr(model, "sample", None) or {}), None, **_identity(model),
                        fail_reason=reason or "failed")
 
     def _finished(self, sample: dict[str, Any], metrics: Any, **details: Any) -> None:
@@ -129,6 +131,7 @@ class StudyRecorder:
         with self._lock:
             self.pending.append({"sample": sample, "metrics": plain, "token": uuid.uuid4().hex,
                                  "nni_trial": None if details.get("nni_trial") is None else str(details["nni_trial"]),
+                                 "nni_parameter_id": details.get("nni_parameter_id"),
                                  "fail_reason": details.get("fail_reason")})
 
     # -- deferred records ---------------------------------------------------------------------------
@@ -152,13 +155,45 @@ class StudyRecorder:
 
     def replay(self, entry: dict[str, Any]) -> None:
         """Add one pending record unless the study already holds it (its ``record_token``)."""
-        held = {t.user_attrs.get("record_token") for t in self.study.get_trials(deepcopy=False)}
-        if entry["token"] not in held:
+        trials = self.study.get_trials(deepcopy=False)
+        held = {t.user_attrs.get("record_token") for t in trials}
+        # Recovered from NNI's database already (resume of an engine: nni run): not twice.
+        held_parameters = {t.user_attrs.get("nni_parameter_id") for t in trials if t.state.is_finished()} - {None}
+        if entry["token"] not in held and entry.get("nni_parameter_id") not in held_parameters:
             self._record_entry(entry)
+
+    def recover(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, nni_trial: Any,
+                nni_parameter_id: int | None, fail_reason: str | None = None, tell_running: bool = False) -> int:
+        """Record a trial that finished unrecorded (found in NNI's database on resume); its Optuna trial number.
+
+        With ``tell_running`` (an Optuna-driven strategy asked for it and never heard back), the study's
+        RUNNING trial with the same parameters is completed with the result (user attributes set) instead
+        of a new trial being added; without such a trial it is added as :meth:`record` does.
+        """
+        params = self.encoding.encode(sample) if sample else {}
+        if tell_running and params:
+            for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                if trial.params != params:
+                    continue
+                values = _objective_values(metrics)
+                reason = fail_reason or (None if values is not None or metrics is None
+                                         else f"incomplete objectives in {sorted(metrics)}")
+                for key, value in self.attributes(sample, metrics, nni_trial=nni_trial, fail_reason=reason,
+                                                  nni_parameter_id=nni_parameter_id).items():
+                    self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
+                if values is None:
+                    self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                else:
+                    self.study.tell(trial.number, values)
+                if self.on_record is not None:
+                    self.on_record(trial.number, metrics or {})
+                return trial.number
+        return self.record(sample, metrics, nni_trial=nni_trial, fail_reason=fail_reason,
+                           nni_parameter_id=nni_parameter_id)
 
     def _record_entry(self, entry: dict[str, Any]) -> None:
         self.record(entry["sample"], entry["metrics"], nni_trial=entry["nni_trial"], fail_reason=entry["fail_reason"],
-                    token=entry["token"])
+                    token=entry["token"], nni_parameter_id=entry.get("nni_parameter_id"))
 
     # -- Optuna-driven strategies -----------------------------------------------------------------
 
@@ -166,7 +201,7 @@ class StudyRecorder:
         model = event.model
         metric = getattr(event, "metric", None)
         for key, value in self.attributes(dict(getattr(model, "sample", None) or {}), metric,
-                                          nni_trial=_model_id(model),
+                                          **_identity(model),
                                           fail_reason=getattr(model, "failure_reason", None)).items():
             trial.set_user_attr(key, value)
 
@@ -177,10 +212,12 @@ class StudyRecorder:
     # -- records ----------------------------------------------------------------------------------
 
     def attributes(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, source: str = "trial",
-                   nni_trial: Any = None, fail_reason: str | None = None) -> dict[str, Any]:
+                   nni_trial: Any = None, fail_reason: str | None = None,
+                   nni_parameter_id: int | None = None) -> dict[str, Any]:
         metrics = metrics if isinstance(metrics, dict) else {}
         attrs: dict[str, Any] = {**self.common, "architecture": json.dumps(sample, sort_keys=True),
-                                 "source": source, "nni_trial": None if nni_trial is None else str(nni_trial)}
+                                 "source": source, "nni_trial": None if nni_trial is None else str(nni_trial),
+                                 "nni_parameter_id": None if nni_parameter_id is None else int(nni_parameter_id)}
         for key in ("ssim", "psnr_rgb", "train_seconds", "steps", "default"):  # default: the scalarised objective
             value = _finite(metrics.get(key))
             if value is not None:
@@ -192,16 +229,15 @@ class StudyRecorder:
         return attrs
 
     def record(self, sample: dict[str, Any], metrics: dict[str, Any] | None, *, source: str = "trial",
-               nni_trial: Any = None, fail_reason: str | None = None, token: str | None = None) -> int:
+               nni_trial: Any = None, fail_reason: str | None = None, token: str | None = None,
+               nni_parameter_id: int | None = None) -> int:
         """Add one evaluated (or failed) architecture; returns its Optuna trial number."""
-        values = None
-        if isinstance(metrics, dict):
-            values = [_finite(metrics.get(key)) for key in METRIC_NAMES]
-            if any(v is None for v in values):
-                values = None
-                fail_reason = fail_reason or f"incomplete objectives in {sorted(metrics)}"
+        values = _objective_values(metrics)
+        if values is None and isinstance(metrics, dict):
+            fail_reason = fail_reason or f"incomplete objectives in {sorted(metrics)}"
         params = self.encoding.encode(sample) if sample else {}
-        attrs = self.attributes(sample, metrics, source=source, nni_trial=nni_trial, fail_reason=fail_reason)
+        attrs = self.attributes(sample, metrics, source=source, nni_trial=nni_trial, fail_reason=fail_reason,
+                                nni_parameter_id=nni_parameter_id)
         if token is not None:
             attrs["record_token"] = token
         state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
@@ -214,12 +250,23 @@ class StudyRecorder:
         return number
 
 
+def _objective_values(metrics: Any) -> list[float] | None:
+    """(PSNR, params, Mult-Adds) of a metric dict; None unless all three are finite numbers."""
+    if not isinstance(metrics, dict):
+        return None
+    values = [_finite(metrics.get(key)) for key in METRIC_NAMES]
+    return None if any(v is None for v in values) else values
+
+
 def _plain(value: Any) -> Any:
     return float(value) if hasattr(value, "__float__") else str(value)
 
 
-def _model_id(model) -> Any:
-    return getattr(model, "model_id", None) or getattr(model, "_model_id", None)
+def _identity(model) -> dict[str, Any]:
+    """``nni_trial`` and ``nni_parameter_id`` of a model that ran under ``engine: nni`` (both None otherwise):
+    :class:`~srnas_nni.nni_engine.KeepAliveEngine` sets them, the trial being the one that reported its metric."""
+    return {"nni_trial": getattr(model, "nni_trial_id", None),
+            "nni_parameter_id": getattr(model, "nni_parameter_id", None)}
 
 
 def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:

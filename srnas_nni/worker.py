@@ -17,17 +17,26 @@ Exactly ``experiment.max_trials`` architectures are planned, whatever the number
   trials and asks, so concurrent workers cannot overshoot;
 * a running trial's worker records a heartbeat every ``heartbeat_interval`` seconds (Optuna's RDB
   heartbeat); a trial whose heartbeat is older than ``grace_period`` belonged to a dead worker: the next
-  worker to ask fails it (:func:`optuna.storages.fail_stale_trials`) and Optuna's
-  ``RetryHeartbeatStaleTrialCallback`` re-queues its architecture as a ``WAITING`` trial, which the next
-  ask takes first. The stale trial stays ``FAIL`` and is not counted as planned; its retry is;
+  worker to ask fails it with ``fail_reason`` :data:`LOST_WORKER_REASON` (Optuna's
+  :func:`optuna.storages.fail_stale_trials`) and re-queues its architecture as a ``WAITING`` trial (the
+  storage's stale-trial callback, :class:`RequeueLostTrial`), which the next ask takes first. The stale
+  trial stays ``FAIL`` and is not counted as planned; its retry is;
 * a worker stopped by Ctrl-C or SIGTERM fails its trial with the reason and re-queues it the same way;
 * a worker whose own trial was declared stale (it stalled longer than the grace period) cannot tell it
   any more: the retry is the one that counts, so no architecture is completed twice;
 * when every planned trial is finished, the workers exit.
 
+Every trial a worker runs carries who ran it, so one trial can be matched across the study, the workers'
+logs and the dashboard (user attributes, :func:`worker_identity`): ``worker`` (``--worker-id``, default
+``HOST-PID``), ``worker_host``, ``worker_pid``, ``attempt`` (1, or 2, 3, ... for a re-queued architecture) and
+``retry_of`` (the number of the trial it retries, on retries only). ``nni_trial`` and ``nni_parameter_id`` are
+None on this path: workers run no NNI trials (they are set by ``srnas search``'s NNI engine and nnictl).
+
 Each worker keeps trained candidates under ``<output_dir>/models`` and rewrites ``pareto.json``; the first
 worker writes ``run.json`` there, so ``srnas pareto``, ``plot``, ``dashboard`` and ``export`` work on the
-folder (or ``optuna-dashboard URL`` on the storage).
+folder. The study itself says what it searched (study user attribute ``srnas``: space, scale, strategy), so
+``srnas pareto --storage URL`` and ``srnas plot --storage URL`` work on the shared storage from anywhere
+(:func:`load_shared_study`).
 """
 
 from __future__ import annotations
@@ -56,10 +65,21 @@ from .errors import SRNASError
 from .nni_tuner import make_sampler, objective_values, open_study
 from .runtime import atomic_write_bytes, atomic_write_json
 
-__all__ = ["WorkerResult", "run_worker", "worker_sampler", "AdmissionLock", "SHAREABLE_STRATEGIES"]
+__all__ = ["WorkerResult", "run_worker", "worker_sampler", "AdmissionLock", "SHAREABLE_STRATEGIES",
+           "LOST_WORKER_REASON", "RequeueLostTrial", "worker_identity", "load_shared_study", "storage_errors",
+           "redact_url", "STUDY_INFO_ATTR"]
 
 #: Strategies whose whole state is the study (plus a sampler's random generator).
 SHAREABLE_STRATEGIES = ("optuna", "random", "evolution")
+
+#: ``fail_reason`` of a trial whose worker died: its heartbeat stopped for longer than the grace period.
+LOST_WORKER_REASON = "worker lost (heartbeat)"
+#: ``fail_reason`` of a trial whose worker died between asking for it and its first heartbeat.
+LOST_BEFORE_HEARTBEAT_REASON = "worker lost (before its first heartbeat)"
+#: Study user attribute: what the study searches (``space`` spec, ``scale``, ``strategy``).
+STUDY_INFO_ATTR = "srnas"
+#: User attributes that describe one attempt at an architecture, not the architecture: a retry gets its own.
+_ATTEMPT_ATTRS = ("fail_reason", "worker", "worker_host", "worker_pid", "attempt", "retry_of")
 
 
 @dataclass
@@ -178,21 +198,103 @@ class AdmissionLock:
 # -- the worker -----------------------------------------------------------------------------------
 
 
+class RequeueLostTrial:
+    """The storage's stale-trial callback: re-queue the architecture of a trial whose worker died.
+
+    Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (same ``failed_trial``/``retry_history`` system
+    attributes, at most ``max_retry`` re-queues per architecture, None: always), except that the retry does
+    not inherit the lost attempt's attributes (its ``fail_reason``, its worker): a completed retry must not
+    read as failed, nor as run by the dead worker.
+    """
+
+    def __init__(self, max_retry: int | None = None):
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        retries = len(trial.system_attrs.get("retry_history", [])) + 1
+        if self.max_retry is not None and retries > self.max_retry:
+            return
+        _requeue(study, trial)
+
+
 def _storage(url: str, heartbeat_interval: int, grace_period: int, max_retry: int | None):
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 120}}  # several processes write one file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Optuna 5 renamed the retry callback and its RDBStorage argument; optuna 4 (the oldest
-        # supported) has only RetryFailedTrialCallback / failed_trial_callback (same system attributes).
+        # Optuna 5 renamed the RDBStorage argument (and deprecates the old name); optuna 4 (the oldest
+        # supported) has only failed_trial_callback. RetryHeartbeatStaleTrialCallback came with the new name.
         if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-            retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retry)}
+            retry = {"heartbeat_stale_trial_callback": RequeueLostTrial(max_retry)}
         else:
-            retry = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
+            retry = {"failed_trial_callback": RequeueLostTrial(max_retry)}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                                           grace_period=grace_period, **retry)
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn a URL that cannot be parsed, a missing database driver or an unreachable server into one
+    :class:`SRNASError` line naming ``--storage`` and the URL, its password hidden."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise SRNASError(f"--storage {redact_url(url)}: {detail}") from None
+
+
+def load_shared_study(url: str, study_name: str | None = None) -> optuna.Study:
+    """The srnas-nni study ``study_name`` in the storage ``url``, read as it is (nothing is created).
+
+    Without ``study_name`` the storage must hold exactly one study. A bad or unreachable URL, an SQLite
+    file that does not exist, an empty storage, an unknown study (or several to choose from), and a study
+    that is not a three-objective srnas-nni study are each one :class:`SRNASError` line.
+    """
+    from sqlalchemy.engine import make_url
+
+    with storage_errors(url):
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            # RDBStorage would create a missing file (and its tables): a typo must not leave an empty study.
+            if not database or database == ":memory:" or not Path(database).is_file():
+                raise SRNASError(f"--storage {redact_url(url)}: no such database file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url)
+        names = [summary.study_name for summary in storage.get_all_studies()]
+    if not names:
+        raise SRNASError(f"--storage {redact_url(url)}: holds no study")
+    if study_name is None:
+        if len(names) > 1:
+            raise SRNASError(f"--storage {redact_url(url)} holds {len(names)} studies, choose one with --study: "
+                             f"{', '.join(sorted(names))}")
+        study_name = names[0]
+    elif study_name not in names:
+        raise SRNASError(f"--study {study_name}: no such study in {redact_url(url)} (it holds: "
+                         f"{', '.join(sorted(names))})")
+    with storage_errors(url):
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    if len(study.directions) != 3:
+        raise SRNASError(f"--study {study_name}: not an srnas-nni study ({len(study.directions)} objective(s), "
+                         f"expected PSNR, params and Mult-Adds)")
+    return study
+
+
+def worker_identity(worker_id: str, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The user attributes that say which worker ran ``trial`` and which attempt at its architecture it is.
+
+    ``nni_trial``/``nni_parameter_id`` are None: a worker's trial is no NNI trial (module docstring).
+    """
+    history = trial.system_attrs.get("retry_history", [])
+    identity: dict[str, Any] = {"worker": worker_id, "worker_host": socket.gethostname(), "worker_pid": os.getpid(),
+                                "attempt": len(history) + 1, "nni_trial": None, "nni_parameter_id": None}
+    if history:
+        identity["retry_of"] = history[-1]
+    return identity
 
 
 def _open_shared_study(url: str, study_name: str, sampler, heartbeat_interval: int, grace_period: int,
@@ -202,15 +304,10 @@ def _open_shared_study(url: str, study_name: str, sampler, heartbeat_interval: i
     A URL that cannot be parsed, a missing database driver or an unreachable server is one line
     naming ``--storage``.
     """
-    import sqlalchemy.exc
-
-    try:
+    with storage_errors(url):
         lock = AdmissionLock(url, study_name)
         with lock.held():  # the first worker creates the tables and the study; the others wait and load them
             study = open_study(_storage(url, heartbeat_interval, grace_period, max_retry), study_name, sampler)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise SRNASError(f"--storage {_redact(url)}: {detail}") from None
     return study, lock
 
 
@@ -285,20 +382,18 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
     run_dir.mkdir(parents=True, exist_ok=True)  # before the study: the default storage is a file in it
     study, lock = _open_shared_study(url, config.study_name, sampler, heartbeat_interval, grace_period, max_retry)
     _write_run_files(run_dir / RUN_FILE, run_dir / CONFIG_FILE, config, url)
+    _describe_study(study, config)
     recorder = StudyRecorder(study, space, strategy=config.strategy_name, space_name=config.space_spec["space"],
                              scale=config.scale)
     arguments = _trial_arguments(config, run_dir)
     counts = {"evaluated": 0, "failed": 0, "handed_back": 0}
     fail_reasons: Counter[str] = Counter()
 
-    def on_sigterm(signum, frame):
-        raise WorkerStopped(signal.Signals(signum).name)
-
     if not lock.exclusive:
         log(f"[{worker_id}] warning: no admission lock for {lock.backend!r} storage: concurrent workers may start "
             f"a few trials more than experiment.max_trials")
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
-    log(f"[{worker_id}] joined study {config.study_name!r} in {_redact(url)}: {config.strategy_name} on "
+    previous_handler = signal.signal(signal.SIGTERM, _on_stop) if _main_thread() else None
+    log(f"[{worker_id}] joined study {config.study_name!r} in {redact_url(url)}: {config.strategy_name} on "
         f"{config.space_spec['space']} x{config.scale}, {max_trials or 'unbounded'} planned trials")
     try:
         while True:
@@ -332,11 +427,19 @@ def run_worker(config: ExperimentConfig, *, storage: str | None = None, worker_i
                         fail_reasons=dict(fail_reasons.most_common()))
 
 
+def _describe_study(study: optuna.Study, config: ExperimentConfig) -> None:
+    """Record what the study searches in the study itself (for ``srnas plot --storage``), once."""
+    if STUDY_INFO_ATTR not in study.user_attrs:
+        study.set_user_attr(STUDY_INFO_ATTR, {"space": config.space_spec, "scale": int(config.scale),
+                                              "strategy": config.strategy_name})
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (unchanged if it cannot be parsed as a URL)."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -362,9 +465,7 @@ def _admit(study: optuna.Study, distributions: dict[str, Any], worker_id: str, m
 
     Returns ``(trial, finished)``: a trial to evaluate, or None and whether the search is over.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    _fail_lost_trials(study)
     trials = study.get_trials(deepcopy=False)
     _fail_orphans(study, trials, grace_period)
     trials = study.get_trials(deepcopy=False)
@@ -376,9 +477,30 @@ def _admit(study: optuna.Study, distributions: dict[str, Any], worker_id: str, m
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
             trial = study.ask(distributions)
         study._storage.record_heartbeat(trial._trial_id)
-        trial.set_user_attr("worker", worker_id)
+        # "worker" first: its presence tells _fail_orphans that the heartbeat now guards this trial.
+        for key, value in worker_identity(worker_id, study._storage.get_trial(trial._trial_id)).items():
+            trial.set_user_attr(key, value)
         return trial, False
     return None, not any(t.state == TrialState.RUNNING for t in trials)
+
+
+def _fail_lost_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose heartbeat is stale, with :data:`LOST_WORKER_REASON`, and re-queue them.
+
+    Optuna's :func:`~optuna.storages.fail_stale_trials` fails them and calls the storage's
+    :class:`RequeueLostTrial`; the reason is written first, while the trial can still take attributes.
+    """
+    storage = study._storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            try:
+                storage.set_trial_user_attr(trial_id, "fail_reason", LOST_WORKER_REASON)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # finished meanwhile (its worker was only slow, or another worker failed it)
+            # A stalled worker telling its result between this line and the failure below keeps its result
+            # (fail_stale_trials skips it) and the stray reason, which nothing reads on a complete trial.
+        optuna.storages.fail_stale_trials(study)
 
 
 def _fail_orphans(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], grace_period: int) -> None:
@@ -392,25 +514,59 @@ def _fail_orphans(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], g
         started = trial.datetime_start.timestamp() if trial.datetime_start else now
         if trial.state == TrialState.RUNNING and "worker" not in trial.user_attrs and now - started > grace_period:
             try:
+                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", LOST_BEFORE_HEARTBEAT_REASON)
                 study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             _requeue(study, trial)
 
 
-_STOPS = {signal.SIGINT, signal.SIGTERM}
+class _StopGate:
+    """Where a stop (SIGTERM, or Ctrl-C's SIGINT) may interrupt the worker.
+
+    While stops are held back (:func:`_block_stops`), one that arrives is remembered and raised when they
+    are let through again (:func:`_restore_stops`). This is decided in Python, not with the thread's
+    signal mask: the kernel hands a process-directed signal to any thread that does not block it (torch
+    and the database driver run threads of their own), and Python then runs the handler in the main
+    thread whatever that thread's mask says.
+    """
+
+    held = False
+    pending: int | None = None
+
+
+def _on_stop(signum, frame) -> None:
+    if _StopGate.held:
+        _StopGate.pending = signum
+        return
+    _raise_stop(signum)
+
+
+def _raise_stop(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise WorkerStopped(signal.Signals(signum).name)
 
 
 def _block_stops():
-    """Hold SIGINT/SIGTERM back (main thread only); returns the mask to restore, or None."""
-    if not _main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT/SIGTERM back (main thread only); returns what :func:`_restore_stops` needs, or None."""
+    if not _main_thread():
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    previous = (_StopGate.held, signal.signal(signal.SIGINT, _on_stop))
+    _StopGate.held = True
+    return previous
 
 
 def _restore_stops(mask) -> None:
-    if mask is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held-back stop is raised right after this
+    """Undo the matching :func:`_block_stops`; a stop that arrived meanwhile is raised now."""
+    if mask is None:
+        return
+    held, sigint_handler = mask
+    _StopGate.held = held
+    signal.signal(signal.SIGINT, sigint_handler)
+    if not held and _StopGate.pending is not None:
+        signum, _StopGate.pending = _StopGate.pending, None
+        _raise_stop(signum)
 
 
 def _evaluate(trial, study, encoding, space, recorder, arguments, evaluate, worker_id, heartbeat_interval,
@@ -496,7 +652,7 @@ def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     system_attrs = {**trial.system_attrs, "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
                     "retry_history": history}
-    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("fail_reason", "worker")}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _ATTEMPT_ATTRS}
     study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=trial.params,
                                               distributions=trial.distributions, user_attrs=user_attrs,
                                               system_attrs=system_attrs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -270,20 +271,6 @@ def test_search_with_nni_engine_fills_the_study_on_loopback(tmp_path, image_fold
     assert not alive, f"still running after the search: {[p.pid for p in alive]}"
 
 
-def test_module_runs_nnictl_with_the_preload(monkeypatch, capsys):
-    assert nni_engine._nnictl_main(["--print-env"]) == 0
-    printed = capsys.readouterr().out
-    assert "export NODE_OPTIONS=" in printed and "export SRNAS_NNI_HOST=127.0.0.1" in printed
-    calls = []
-    monkeypatch.setattr(nni_engine.subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
-    assert nni_engine._nnictl_main(["create", "--config", "c.yml", "--port", "8080"]) == 0
-    command, env = calls[0]
-    assert command[0].endswith("nnictl") and command[1:] == ["create", "--config", "c.yml", "--port", "8080"]
-    assert env["SRNAS_NNI_HOST"] == "127.0.0.1" and str(PRELOAD) in env["NODE_OPTIONS"]
-    if (Path(sys.executable).parent / "nnictl").exists():  # the nnictl beside this Python
-        assert command[0] == str(Path(sys.executable).parent / "nnictl")
-
-
 def test_busy_port_is_one_line():
     from srnas_nni.errors import SRNASError
 
@@ -294,3 +281,191 @@ def test_busy_port_is_one_line():
         with pytest.raises(SRNASError, match=f"experiment.port: 127.0.0.1:{port} is not available"):
             nni_engine.check_port_free("127.0.0.1", port)
     nni_engine.check_port_free("127.0.0.1", port)  # free again
+
+
+# -- exactly once: every trial NNI ran is a study trial with its NNI identity ----------------------------
+
+
+def _strategy_config(tmp_path, image_folder, strategy, space="deconas-proxy", max_trials=3):
+    return {
+        "space": space, "strategy": strategy,
+        "evaluator": {"data": str(image_folder), "val_data": str(image_folder),
+                      "train": {"steps": 2, "batch_size": 2, "patch_size": 16}},
+        "experiment": {"engine": "nni", "max_trials": max_trials, "trial_concurrency": 2, "port": _free_port()},
+        "output_dir": str(tmp_path / "run"), "tracking": {"study_name": "exactly-once"},
+    }
+
+
+def _study_and_database(run_dir: Path):
+    info = json.loads((run_dir / "run.json").read_text())
+    study = optuna.load_study(study_name=info["study_name"], storage=info["storage"])
+    return info, study, run_dir / "nni-experiments" / info["experiment_id"] / "db" / "nni.sqlite"
+
+
+def _assert_study_holds_every_nni_trial(run_dir: Path) -> list[dict]:
+    """Every trial NNI's database shows SUCCEEDED is a COMPLETE study trial with the architecture NNI sent it
+    and the same NNI trial id and parameter id; none is left RUNNING; what NNI stored as each trial's
+    parameters is the clean {label: value} dict of that trial's architecture."""
+    _, study, database = _study_and_database(run_dir)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    with sqlite3.connect(database) as connection:
+        events = connection.execute("SELECT trialJobId, event, data FROM TrialJobEvent").fetchall()
+        reports = connection.execute("SELECT trialJobId, parameterId FROM MetricData WHERE type = 'FINAL'").fetchall()
+    sent = {}  # parameter id -> the parameters NNI stored for it (as the web UI shows them)
+    for _, _, data in events:
+        if data:
+            form = json.loads(data)
+            sent[int(form["parameter_id"])] = form["parameters"]
+    ran = {trial: int(parameter) for trial, parameter in reports}  # the trial that reported for a parameter
+    succeeded = {trial for trial, event, _ in events if event == "SUCCEEDED"}
+    assert succeeded and succeeded <= set(ran), (events, reports)
+    by_nni_trial = {t.user_attrs.get("nni_trial"): t for t in study.trials}
+    for trial_id in succeeded:
+        trial = by_nni_trial.get(trial_id)
+        assert trial is not None, f"NNI trial {trial_id} is not in the study"
+        assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+        assert trial.user_attrs["nni_parameter_id"] == ran[trial_id]
+        architecture = json.loads(trial.user_attrs["architecture"])
+        assert sent[ran[trial_id]] == architecture and architecture  # the clean label dict, as NNI recorded it
+    assert all(isinstance(p, dict) and "__symbol__" not in json.dumps(p) for p in sent.values())
+    return nni_engine.finished_nni_trials(database)
+
+
+def _stop_leftovers(tmp_path: Path) -> list[int]:
+    """Kill (by PID) any process still running for this test's run folder; their PIDs."""
+    leftovers = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if str(tmp_path) in " ".join(process.info["cmdline"] or []) and process.pid != os.getpid():
+            leftovers.append(process)
+    for process in leftovers:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(leftovers, timeout=10)
+    return [p.pid for p in leftovers]
+
+
+@needs_node
+@pytest.mark.parametrize("strategy, space", [
+    ({"name": "random", "seed": 0}, "deconas-proxy"),
+    ({"preset": "nsga2", "sampler_options": {"population_size": 2}}, "deconas-proxy"),
+    ({"name": "evolution", "population_size": 2, "sample_size": 2}, "deconas-proxy"),
+    ({"preset": "hierarchical_rl"}, "hnas-proxy"),
+], ids=["random", "nsga2", "evolution", "hierarchical_rl"])
+def test_every_trial_nni_ran_is_recorded_once_with_its_identity(tmp_path, image_folder, strategy, space):
+    from srnas_nni.search import run_search
+
+    config = parse_config(_strategy_config(tmp_path, image_folder, strategy, space), source="test.yaml")
+    try:
+        result = run_search(config, progress=False)
+        finished = _assert_study_holds_every_nni_trial(tmp_path / "run")
+        assert len(finished) == 3 and result.complete + result.failed == 3
+        assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "done"
+    finally:
+        leftovers = _stop_leftovers(tmp_path)
+    assert not leftovers, f"still running after the search: {leftovers}"
+
+
+@needs_node
+def test_unrecorded_trial_fails_the_run_and_resume_records_it_from_nni(tmp_path, image_folder, capsys, monkeypatch):
+    from srnas_nni import tracking
+    from srnas_nni.cli import main
+
+    path = tmp_path / "drop.yaml"
+    path.write_text(yaml.safe_dump(_strategy_config(tmp_path, image_folder, {"name": "random", "seed": 0},
+                                                    max_trials=2)))
+    record_result = tracking.StudyRecorder._on_final_metric
+    dropped = []
+
+    def drop_the_first_result(self, event):  # a record lost between NNI and the study
+        if not dropped:
+            dropped.append(event.model)
+            self._recorded.add(id(event.model))
+            return
+        record_result(self, event)
+
+    monkeypatch.setattr(tracking.StudyRecorder, "_on_final_metric", drop_the_first_result)
+    run_dir = tmp_path / "run"
+    try:
+        assert main(["search", str(path), "--no-progress"]) != 0
+        error = capsys.readouterr().err
+        _, study, database = _study_and_database(run_dir)
+        missing = [t for t in nni_engine.finished_nni_trials(database)
+                   if t["parameter_id"] == dropped[0].nni_parameter_id]
+        assert len(missing) == 1
+        line = next(line for line in error.splitlines() if line.startswith("srnas: error:"))
+        assert "1 trial(s) that NNI finished are not in the study" in line and missing[0]["trial"] in line
+        assert json.loads((run_dir / "run.json").read_text())["status"] != "done"
+        assert len(study.trials) == 1
+
+        monkeypatch.setattr(tracking.StudyRecorder, "_on_final_metric", record_result)
+        assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
+        finished = _assert_study_holds_every_nni_trial(run_dir)
+        assert len(finished) == 2  # nothing ran again
+        assert len(study.trials) == 2
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+    finally:
+        leftovers = _stop_leftovers(tmp_path)
+    assert not leftovers, f"still running after the search: {leftovers}"
+
+
+def test_trial_end_goes_to_the_parameter_the_trial_ran():
+    """NNI hands queued parameters to whichever trial asks first: trial A, created for parameter 0, may run
+    parameter 1. Its end must end parameter 1 (the one its metric named), not 0, which B still runs."""
+    from types import SimpleNamespace
+
+    from nni.nas.execution import ExecutionEngine, ModelEventType
+    from nni.utils import MetricType
+
+    engine = nni_engine.KeepAliveEngine.__new__(nni_engine.KeepAliveEngine)  # no manager: commands by hand
+    ExecutionEngine.__init__(engine)  # the event callbacks only
+    engine._models, engine._submitted_cache, engine._outstanding, engine._parameter_of_trial = {}, {}, {}, {}
+    engine._lock = threading.Lock()
+    models = {p: SimpleNamespace(nni_parameter_id=p, nni_trial_id=None, sample={"x": p}, status=None,
+                                 metrics=SimpleNamespace(final=None)) for p in (0, 1, 2)}
+    for parameter_id, model in models.items():
+        engine._outstanding[parameter_id] = model
+        engine._models[parameter_id] = (lambda m: (lambda: m))(model)
+    ended, finals = [], []
+    engine.register_model_event_callback(ModelEventType.TrainingEnd, lambda e: ended.append(e.model.nni_parameter_id))
+    engine.register_model_event_callback(ModelEventType.FinalMetric, lambda e: finals.append(e.model.nni_parameter_id))
+
+    def report(trial, parameter_id):
+        engine._report_metric_data_callback(SimpleNamespace(trial_job_id=trial, parameter_id=parameter_id,
+                                                            type=MetricType.FINAL, value={"default": 1.0}))
+
+    def end(trial, assigned, event="SUCCEEDED"):
+        engine._trial_end_callback(SimpleNamespace(trial_job_id=trial, parameter_ids=[assigned], event=event))
+
+    report("A", 1)
+    end("A", 0)  # the manager believes A ran 0
+    assert ended == [1] and models[1].nni_trial_id == "A" and set(engine.outstanding()) == {0, 2}
+    end("C", 2, "FAILED")  # no metric: the manager's assignment, which no other trial claimed
+    assert ended == [1, 2] and models[2].nni_trial_id == "C"
+    report("B", 0)
+    end("B", 1)
+    assert ended == [1, 2, 0] and finals == [1, 0] and models[0].nni_trial_id == "B" and not engine.outstanding()
+    end("B", 1)  # a repeated end changes nothing
+    assert ended == [1, 2, 0]
+
+
+def test_recovered_result_completes_the_optuna_strategys_running_trial(tmp_path):
+    from srnas_nni.spaces import load_space_preset
+    from srnas_nni.strategies.encoding import SpaceEncoding
+    from srnas_nni.tracking import StudyRecorder
+
+    space = load_space_preset("deconas-proxy")
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    recorder = StudyRecorder(study, space, strategy="nsga2", space_name="deconas-proxy", scale=2)
+    encoding = SpaceEncoding(space)
+    asked = study.ask({label: optuna.distributions.CategoricalDistribution(values)
+                       for label, values in encoding.choices.items()})
+    sample = encoding.decode(asked.params)
+    metrics = {"psnr": 30.0, "params": 1000, "multadds": 2e6, "ssim": 0.9}
+    number = recorder.recover(sample, metrics, nni_trial="AbCdE", nni_parameter_id=4, tell_running=True)
+    (trial,) = study.trials
+    assert number == asked.number and trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.values == [30.0, 1000.0, 2e6]
+    assert trial.user_attrs["nni_trial"] == "AbCdE" and trial.user_attrs["nni_parameter_id"] == 4
+    # Not an asked trial any more: a second recovery of another sample adds a trial instead.
+    recorder.recover(sample, None, nni_trial="FgHiJ", nni_parameter_id=5, tell_running=True, fail_reason="FAILED")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]

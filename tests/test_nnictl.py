@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import optuna
@@ -58,76 +60,162 @@ def test_example_search_space_matches_the_trial_file():
     assert all(entry["_type"] == "choice" for entry in written.values())
 
 
-def test_nnictl_experiment_with_the_optuna_tuner(tmp_path, image_folder):
+def _unactivated_env(tmp_path: Path) -> dict[str, str]:
+    """A shell that never activated the venv: its bin folder off PATH, no VIRTUAL_ENV, a HOME of its own."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and os.path.realpath(p) != os.path.realpath(venv_bin))
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "NODE_OPTIONS")}
+    env.update(PATH=path, HOME=str(tmp_path / "home"), NNI_CONFIG_DIR=str(tmp_path / "nni-config"))
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return env
+
+
+def _experiment_folder(root: Path, trial_settings: list[str], trials: int) -> Path:
+    """The shipped config.yml (its `python -m srnas_nni.nni_trial` command untouched) in root/exp."""
+    folder = root / "exp"
+    folder.mkdir(parents=True)
     for name in ("trial.yaml", "search_space.json"):
-        shutil.copy(EXAMPLES / name, tmp_path / name)
+        shutil.copy(EXAMPLES / name, folder / name)
     config = yaml.safe_load((EXAMPLES / "config.yml").read_text())
     assert config["tuner"]["className"] == "srnas_nni.nni_tuner.OptunaTuner"
+    assert config["trialCommand"].startswith("python -m srnas_nni.nni_trial trial.yaml")
+    assert "experimentWorkingDirectory" not in config
+    config["trialCommand"] += "".join(f" --set {item}" for item in trial_settings)
+    config.update(trialConcurrency=2, maxTrialNumber=trials)
+    config["tuner"]["classArgs"].update(storage=f"sqlite:///{root / 'study.db'}", study_name="nnictl-test")
+    (folder / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
+def _create_all(tmp_path: Path, folders: list[Path]) -> tuple[list[subprocess.CompletedProcess], set[int]]:
+    """``python -m srnas_nni.nni_engine create`` in each folder at once, from an unactivated shell.
+
+    Returns the finished commands and the PIDs of the managers they ran; meanwhile checks that each
+    manager listens on 127.0.0.1 only.
+    """
+    env = _unactivated_env(tmp_path)
+    processes = [subprocess.Popen([sys.executable, "-m", "srnas_nni.nni_engine", "create", "--config", "config.yml",
+                                   "--port", str(_free_port())], cwd=folder, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for folder in folders]
+    managers: set[int] = set()
+    try:
+        while any(process.poll() is None for process in processes):
+            for folder in folders:
+                index = folder / "nni-experiments" / ".experiment"
+                entries = json.loads(index.read_text() or "{}") if index.exists() else {}
+                for entry in entries.values():
+                    if not entry.get("pid") or entry["pid"] in managers:
+                        continue
+                    try:
+                        manager = psutil.Process(entry["pid"])
+                        listening = [c.laddr for c in manager.net_connections(kind="inet")
+                                     if c.status == psutil.CONN_LISTEN]
+                    except psutil.Error:
+                        listening = None
+                    if listening:
+                        assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+                        managers.add(entry["pid"])
+            time.sleep(0.5)
+        outputs = [process.communicate(timeout=600) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:  # a hang: ours, by PID (its manager is stopped at its exit)
+                process.terminate()
+                process.wait(timeout=60)
+    return [subprocess.CompletedProcess(process.args, process.returncode, out, err)
+            for process, (out, err) in zip(processes, outputs)], managers
+
+
+def _assert_stopped(pids: set[int]) -> None:
+    survivors = []
+    for pid in pids:
+        try:
+            survivors.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(survivors, timeout=30)
+    for process in alive:  # ours, by PID
+        process.kill()
+    assert not alive, f"NNI's manager still running after create returned: {[p.pid for p in alive]}"
+
+
+def test_nnictl_create_from_an_unactivated_shell(tmp_path, image_folder):
+    """Two experiments at once: one whose trials train, one whose every trial fails (missing data)."""
     budget = [f"evaluator.data={image_folder}", f"evaluator.val_data={image_folder}", "evaluator.train.steps=2",
               "evaluator.train.patch_size=16", "evaluator.train.batch_size=2"]
-    config["trialCommand"] = " ".join([sys.executable, "-m", "srnas_nni.nni_trial", "trial.yaml",
-                                       *(f"--set {item}" for item in budget)])
-    config.update(trialConcurrency=2, maxTrialNumber=2, experimentWorkingDirectory=str(tmp_path / "experiments"))
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    config["tuner"]["classArgs"].update(storage=storage, study_name="nnictl-test")
-    (tmp_path / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = _nnictl_env(tmp_path)
-    port = _free_port()
-    index = tmp_path / "home" / "nni-experiments" / ".experiment"
-    pids: set[int] = set()
-    experiment_id = None
-    try:
-        created = _nnictl(env, "create", "--config", str(tmp_path / "config.yml"), "--port", str(port))
-        assert created.returncode == 0, created.stdout + created.stderr
-        experiments = json.loads(index.read_text())
-        experiment_id, entry = next(iter(experiments.items()))
-        assert entry["port"] == port
-        pids.add(entry["pid"])
-        manager = psutil.Process(entry["pid"])
-        listening = [c.laddr for c in manager.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
-        assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
-        deadline, status = time.time() + 600, None
-        while time.time() < deadline:
-            try:
-                pids.update(c.pid for c in manager.children(recursive=True))
-            except psutil.Error:
-                pass
-            status = _get(port, "/check-status")
-            if status["status"] in ("DONE", "ERROR", "STOPPED"):
-                break
-            time.sleep(1)
-        log = (tmp_path / "experiments" / experiment_id / "log" / "nnimanager.log")
-        assert status and status["status"] == "DONE", (status, log.read_text()[-3000:] if log.exists() else "")
-        jobs = _get(port, "/trial-jobs")
-        assert len(jobs) == 2 and all(job["status"] == "SUCCEEDED" for job in jobs), jobs
-        for job in jobs:
-            (final,) = job["finalMetricData"]
-            metric = json.loads(json.loads(final["data"]))
-            assert {"default", "psnr", "params", "multadds", "architecture"} <= set(metric)
-            assert metric["default"] == metric["psnr"] and metric["params"] > 0 and metric["multadds"] > 0
-        study = optuna.load_study(study_name="nnictl-test", storage=storage)
-        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        assert len(study.trials) == 2 and len(complete) == 2
-        assert study.metric_names == ["psnr", "params", "multadds"]
-        for trial in complete:
-            assert len(trial.values) == 3 and trial.user_attrs["nni_trial"] in {job["trialJobId"] for job in jobs}
-            assert set(trial.params) == set(json.loads((tmp_path / "search_space.json").read_text()))
-            assert json.loads(trial.user_attrs["architecture"])
-    finally:
-        if experiment_id is not None:
-            _nnictl(env, "stop", experiment_id)
-        survivors = []
-        for pid in pids:
-            try:
-                survivors.append(psutil.Process(pid))
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(survivors, timeout=30)
-        for process in alive:  # ours, by PID
-            process.kill()
-        psutil.wait_procs(alive, timeout=10)
-    assert not alive, f"still running after nnictl stop: {[p.pid for p in alive]}"
-    assert not (Path.home() / "nni-experiments" / experiment_id).exists()
+    missing = tmp_path / "no-such-images"
+    ok_root, bad_root = tmp_path / "ok", tmp_path / "bad"
+    folder = _experiment_folder(ok_root, budget, trials=2)
+    bad_folder = _experiment_folder(bad_root, [f"evaluator.data={missing}", f"evaluator.val_data={missing}"],
+                                    trials=1)
+    (created, failed), managers = _create_all(tmp_path, [folder, bad_folder])
+    _assert_stopped(managers)
+
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "2 of 2 trials succeeded" in created.stdout
+    assert "pkg_resources" not in created.stderr and "Setuptools" not in created.stderr
+    experiments = folder / "nni-experiments"
+    (experiment_id,) = json.loads((experiments / ".experiment").read_text())
+    trial_folders = {p.parent.name: p.parent for p in (experiments / experiment_id).rglob("trials/*/trial.stderr")}
+    assert len(trial_folders) == 2
+    assert not (tmp_path / "home" / "nni-experiments").exists()
+    study = optuna.load_study(study_name="nnictl-test", storage=f"sqlite:///{ok_root / 'study.db'}")
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(study.trials) == 2 and len(complete) == 2
+    assert study.metric_names == ["psnr", "params", "multadds"]
+    assert {t.user_attrs["nni_trial"] for t in complete} == set(trial_folders)
+    assert sorted(t.user_attrs["nni_parameter_id"] for t in complete) == [0, 1]
+    for trial in complete:
+        assert len(trial.values) == 3 and trial.values[1] > 0 and trial.values[2] > 0
+        assert set(trial.params) == set(json.loads((folder / "search_space.json").read_text()))
+        assert json.loads(trial.user_attrs["architecture"])
+        # the trained model: under the trial's own folder of the experiment
+        model = Path(trial.user_attrs["model_file"])
+        assert model.is_file() and trial_folders[trial.user_attrs["nni_trial"]] in model.parents
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (error,) = [line for line in failed.stderr.splitlines() if line.startswith("srnas: error:")]
+    (experiment_id,) = json.loads((bad_folder / "nni-experiments" / ".experiment").read_text())
+    trials = (bad_folder / "nni-experiments" / experiment_id).rglob("trials/*/trial.stderr")
+    (trial_id,) = [p.parent.name for p in trials]
+    assert f"all 1 trials failed; first trial {trial_id}: srnas-nni trial: error:" in error
+    assert str(missing) in error
+    study = optuna.load_study(study_name="nnictl-test", storage=f"sqlite:///{bad_root / 'study.db'}")
+    (trial,) = [t for t in study.trials if "nni_trial" in t.user_attrs]
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == "trial failed"
+    assert trial.user_attrs["nni_trial"] == trial_id and trial.user_attrs["nni_parameter_id"] == 0
+    # NNI asked for trialConcurrency (2) parameters; the one no trial ran is failed, not left RUNNING
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials), study.trials
+
+
+def test_local_trial_commands_run_this_python(tmp_path):
+    from srnas_nni.errors import SRNASError
+    from srnas_nni.nni_engine import nnictl_experiment_config, trial_command_for_this_python
+
+    python = shlex.quote(sys.executable)
+    assert trial_command_for_this_python("python -m x a") == f"{python} -m x a"
+    assert trial_command_for_this_python("  python3.11 run.py") == f"  {python} run.py"
+    for unchanged in ("pythonic -m x", "/opt/py/bin/python -m x", "bash run.sh python"):
+        assert trial_command_for_this_python(unchanged) == unchanged
+    for name in ("trial.yaml", "search_space.json"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    key = tmp_path / "id_ed25519"
+    key.write_text("not a real key")
+    for name in ("config.yml", "remote.yml"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text().replace("~/.ssh/id_ed25519", str(key)))
+    local = nnictl_experiment_config(tmp_path / "config.yml", tmp_path / "out")
+    assert local.trial_command.startswith(f"{python} -m srnas_nni.nni_trial trial.yaml")
+    assert Path(local.experiment_working_directory) == (tmp_path / "out" / "nni-experiments").resolve()
+    remote = nnictl_experiment_config(tmp_path / "remote.yml", tmp_path / "out")
+    assert remote.trial_command.startswith("python3 -m srnas_nni.nni_trial")  # the workers' own python3
+    own = yaml.safe_load((tmp_path / "config.yml").read_text())
+    own["experimentWorkingDirectory"] = str(tmp_path / "mine")
+    (tmp_path / "own.yml").write_text(yaml.safe_dump(own))
+    assert Path(nnictl_experiment_config(tmp_path / "own.yml", tmp_path).experiment_working_directory) == \
+        tmp_path / "mine"
+    with pytest.raises(SRNASError, match="no such NNI experiment config"):
+        nnictl_experiment_config(tmp_path / "missing.yml", tmp_path)
 
 
 def test_registered_tuner_names_resolve(tmp_path):
@@ -193,10 +281,15 @@ def test_tuner_tells_optuna_the_three_objectives(tmp_path):
     tuner.trial_end(0, True)
     tuner.receive_trial_result(1, params[1], json.dumps({**metric, "psnr": 31.0}))  # a JSON string of the dict
     tuner.receive_trial_result(2, params[2], 29.5)  # a bare number: not the three objectives
-    tuner.trial_end(3, False)  # failed without a result
+    tuner.trial_end(3, False, trial_job_id="FgHiJ")  # failed without a result (job id: our dispatcher hook)
+    tuner.generate_parameters(4)  # asked, never run: the experiment ends
+    tuner.close()
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
     states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.FAIL] * 2
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.FAIL] * 3
+    assert [t.user_attrs["nni_parameter_id"] for t in study.trials] == [0, 1, 2, 3, 4]
+    assert study.trials[3].user_attrs["nni_trial"] == "FgHiJ"
+    assert "stopped before" in study.trials[4].user_attrs["fail_reason"]
     first = study.trials[0]
     assert first.values == [30.0, 1000.0, 2e9] and first.user_attrs["nni_trial"] == "AbCdE"
     assert json.loads(first.user_attrs["architecture"]) == {"cell/refine0": "conv_3x3"} and first.user_attrs["ssim"]
@@ -220,3 +313,32 @@ def test_tuner_module_agrees_with_the_strategy():
     probe = "import sys, srnas_nni.nni_tuner; print(sorted(m for m in ('torch', 'nni.nas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_module_runs_nnictl_with_the_preload_and_a_local_index(monkeypatch, capsys, tmp_path):
+    from srnas_nni import nni_engine
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nnictl's import, as nni_engine does it, warns about nothing
+        nnictl_cli = nni_engine.nnictl_module()
+    from nni.tools.nnictl import config_utils
+
+    assert nni_engine._nnictl_main(["--print-env"]) == 0
+    printed = capsys.readouterr().out
+    assert "export NODE_OPTIONS=" in printed and "export SRNAS_NNI_HOST=127.0.0.1" in printed
+    # any other command: nnictl in this process, with the manager's variables set and the index local
+    defaults = config_utils.Experiments.__init__.__defaults__
+    monkeypatch.setattr(config_utils.Experiments.__init__, "__defaults__", defaults)  # restored afterwards
+    seen = []
+    monkeypatch.setattr(nnictl_cli, "parse_args", lambda: seen.append(
+        (list(sys.argv), dict(os.environ), config_utils.Experiments().experiment_file)))
+    assert nni_engine._nnictl_main(["--output-dir", str(tmp_path), "experiment", "list", "--all"]) == 0
+    ((argv, env, index),) = seen
+    assert argv == ["nnictl", "experiment", "list", "--all"] and sys.argv != argv
+    assert env["SRNAS_NNI_HOST"] == "127.0.0.1" and str(nni_engine.PRELOAD) in env["NODE_OPTIONS"]
+    assert env["SRNAS_NNI_HOME"] == str(tmp_path.resolve()) and "SRNAS_NNI_HOST" not in os.environ
+    assert Path(index) == tmp_path / "nni-experiments" / ".experiment"
+    monkeypatch.setattr(nnictl_cli, "parse_args", lambda: sys.exit(3))
+    assert nni_engine._nnictl_main(["--output-dir", str(tmp_path), "stop", "nope"]) == 3  # nnictl's exit status is ours
+    assert nni_engine._nnictl_main(["create", "--config", str(tmp_path / "missing.yml")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("srnas: error: ")

@@ -178,9 +178,12 @@ def test_search_killed_at_random_moments_resumes_without_losing_or_repeating_tri
                 assert process.poll() is None, process.communicate()[1].decode()[-2000:]
                 time.sleep(0.05)
             # Somewhere in the next trial, its recording or the checkpoint after it (a trial takes a little
-            # longer than its training).
+            # longer than its training); at the latest once that trial is recorded, so that a fast machine
+            # cannot finish the search inside the pause.
             per_trial = 1.5 * max(t.user_attrs.get("train_seconds", 0.2) for t in finished) + 0.1
-            time.sleep(rng.uniform(0.0, per_trial))
+            kill_at = time.monotonic() + rng.uniform(0.0, per_trial)
+            while time.monotonic() < kill_at and len(_finished(run_dir)) <= target:
+                time.sleep(0.01)
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()

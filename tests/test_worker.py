@@ -6,6 +6,7 @@ The multi-process tests run on SQLite (always) and on a real PostgreSQL server w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,9 @@ from optuna.trial import TrialState
 from srnas_nni.cli import main
 from srnas_nni.config import ConfigError, parse_config
 from srnas_nni.evolution_sampler import RegularizedEvolutionSampler
-from srnas_nni.worker import AdmissionLock, run_worker, worker_sampler
+from srnas_nni.tracking import pareto_front
+from srnas_nni.worker import (LOST_WORKER_REASON, AdmissionLock, _fail_lost_trials, _storage, run_worker,
+                              worker_identity, worker_sampler)
 
 from .conftest import signal_when_ready
 
@@ -236,12 +239,15 @@ def test_three_workers_one_killed_mid_trial_complete_every_planned_trial_once(tm
     assert killed_trial in retried  # found stale by its heartbeat and re-queued
     by_number = {t.number: t for t in trials}
     assert by_number[killed_trial].state == TrialState.FAIL
+    assert by_number[killed_trial].user_attrs["fail_reason"] == "worker lost (heartbeat)"
+    assert by_number[killed_trial].user_attrs["worker"] == "victim"
     counted = [t for t in trials if t.number not in retried]
     assert len(counted) == planned  # exactly the planned trials, whatever the number of workers
     assert all(t.state == TrialState.COMPLETE for t in counted), [(t.number, t.state) for t in counted]
     retry = [t for t in counted if t.system_attrs.get("failed_trial") == killed_trial]
     assert len(retry) == 1 and retry[0].params == by_number[killed_trial].params  # the lost architecture, once
-    assert retry[0].user_attrs["worker"] in {"w1", "w2"}
+    assert retry[0].user_attrs["worker"] in {"w1", "w2"} and "fail_reason" not in retry[0].user_attrs
+    assert retry[0].user_attrs["attempt"] == 2 and retry[0].user_attrs["retry_of"] == killed_trial
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
@@ -267,13 +273,13 @@ def test_a_stopped_worker_hands_its_trial_back_and_another_finishes_it(tmp_path,
 
 def test_a_stop_landing_inside_image_decoding_hands_the_trial_back(tmp_path, image_folder, monkeypatch):
     # The decoder turns any Exception into "corrupt image"; a stop arriving there must still stop the worker.
+    from srnas_nni import worker as worker_module
     from srnas_nni.evaluation import images
 
     decode, stops = images._decode, []
 
     def decode_then_stop(path):
-        handler = signal.getsignal(signal.SIGTERM)
-        if not stops and getattr(handler, "__qualname__", "").startswith("run_worker"):  # never kill pytest itself
+        if not stops and signal.getsignal(signal.SIGTERM) is worker_module._on_stop:  # never kill pytest itself
             stops.append(path)
             os.kill(os.getpid(), signal.SIGTERM)
         return decode(path)
@@ -297,3 +303,126 @@ def _running_of(storage: str, study_name: str, worker: str) -> list:
     except KeyError:
         return []
     return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("worker") == worker]
+
+
+# -- a lost worker's trial, identities ------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed:UserWarning")
+def test_a_trial_whose_heartbeat_stopped_fails_as_lost_and_is_retried_at_most_max_retry_times(tmp_path):
+    # In one process: a trial that stops beating is what a killed worker leaves behind.
+    from srnas_nni.nni_tuner import open_study
+
+    study = open_study(_storage(f"sqlite:///{tmp_path / 'shared.db'}", 1, 1, max_retry=1), "lost")
+    distributions = {"layer0": CategoricalDistribution(["a", "b"])}
+
+    def start_then_die() -> optuna.trial.Trial:
+        trial = study.ask(distributions)
+        study._storage.record_heartbeat(trial._trial_id)
+        for key, value in worker_identity("dead", study._storage.get_trial(trial._trial_id)).items():
+            trial.set_user_attr(key, value)
+        time.sleep(3)  # silent for longer than the 1 s grace period (the storage's clock has whole seconds)
+        _fail_lost_trials(study)
+        return trial
+
+    first = start_then_die()
+    lost, retry = study.get_trials()
+    assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"] == LOST_WORKER_REASON
+    assert (lost.user_attrs["worker"], lost.user_attrs["attempt"], lost.user_attrs["worker_pid"]) == \
+        ("dead", 1, os.getpid())
+    assert lost.user_attrs["nni_trial"] is None and lost.user_attrs["nni_parameter_id"] is None
+    assert retry.state == TrialState.WAITING and retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == lost.number
+    assert not {"fail_reason", "worker", "attempt"} & set(retry.user_attrs)  # a fresh attempt, not a failed one
+
+    second = start_then_die()  # asks the retry, which dies too: max_retry=1 re-queues no more
+    assert second.number == retry.number
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.FAIL]
+    assert study.get_trials()[1].user_attrs["attempt"] == 2
+    assert study.get_trials()[1].user_attrs["retry_of"] == lost.number
+
+
+# -- srnas pareto / plot --storage ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pareto_and_plot_read_the_shared_study_of_workers(tmp_path, image_folder, capsys, monkeypatch, backend):
+    study_name = f"workers-{uuid.uuid4().hex[:8]}"
+    storage = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path / 'shared.db'}"
+    raw = _config(tmp_path, image_folder, "random", max_trials=2)
+    raw["tracking"] = {"study_name": study_name}
+    result = run_worker(parse_config(raw), storage=storage, worker_id="solo", heartbeat_interval=1,
+                        log=lambda line: None)
+    assert result.evaluated == 2
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    expected = pareto_front(study)
+    assert expected and study.user_attrs["srnas"]["scale"] == 2
+    for trial in study.get_trials():
+        assert (trial.user_attrs["worker"], trial.user_attrs["worker_pid"], trial.user_attrs["attempt"]) == \
+            ("solo", os.getpid(), 1)
+        assert trial.user_attrs["worker_host"] and trial.user_attrs["nni_trial"] is None
+    capsys.readouterr()
+
+    assert main(["pareto", "--storage", storage, "--study", study_name, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(expected))
+    assert main(["pareto", "--storage", storage, "--study", study_name, "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("trial,psnr,") and len(rows) == 1 + len(expected)
+    if backend == "sqlite":  # the only study of the storage: --study is not needed
+        assert main(["pareto", "--storage", storage]) == 0
+        assert f"| {expected[0]['trial']} |" in capsys.readouterr().out
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["plot", "--storage", storage, "--study", study_name]) == 0  # default: named after the study
+    assert (here / f"{study_name}.png").stat().st_size > 0
+    assert study_name in (here / f"{study_name}.html").read_text()
+    assert main(["plot", "--storage", storage, "--study", study_name, "-o", str(tmp_path / "front")]) == 0
+    assert (tmp_path / "front.png").is_file() and (tmp_path / "front.html").is_file()
+
+
+@pytest.fixture(scope="module")
+def storages(tmp_path_factory) -> dict[str, str]:
+    """Names used by the bad-input cases -> a run folder, storages with two, one foreign and no study."""
+    root = tmp_path_factory.mktemp("storages")
+    run_dir = root / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"storage": "sqlite://", "study_name": "x"}))
+    urls = {"RUN": str(run_dir), "URL2": f"sqlite:///{root / 'two.db'}", "URL1": f"sqlite:///{root / 'one.db'}",
+            "URL0": f"sqlite:///{root / 'empty.db'}", "MISSING": str(root / "missing.db")}
+    for name in ("alpha", "beta"):
+        optuna.create_study(study_name=name, storage=urls["URL2"], directions=["maximize"] * 3)
+    optuna.create_study(study_name="single", storage=urls["URL1"])
+    optuna.storages.RDBStorage(urls["URL0"])  # the tables, no study
+    return urls
+
+
+@pytest.mark.parametrize("command, arguments, message", [
+    ("pareto", [], "pareto needs a run directory or --storage URL (one of them)"),
+    ("plot", ["RUN", "--storage", "URL2"], "plot needs a run directory or --storage URL (one of them)"),
+    ("pareto", ["RUN", "--study", "a"], "--study goes with --storage"),
+    ("plot", ["--storage", "not a url"], "--storage not a url: Could not parse"),
+    ("pareto", ["--storage", "sqlite:///MISSING"], "no such database file"),
+    ("plot", ["--storage", "URL2"], "holds 2 studies, choose one with --study: alpha, beta"),
+    ("pareto", ["--storage", "URL2", "--study", "gamma"], "--study gamma: no such study in sqlite:///"),
+    ("plot", ["--storage", "URL0"], "holds no study"),
+    ("pareto", ["--storage", "URL1"], "--study single: not an srnas-nni study (1 objective(s)"),
+])
+def test_bad_storage_or_study_is_one_line(storages, capsys, command, arguments, message):
+    arguments = [a.replace("MISSING", storages["MISSING"]) if "MISSING" in a else storages.get(a, a)
+                 for a in arguments]
+    assert main([command, *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("srnas: error: ") and message in error and "\n" not in error, error
+    assert not Path(storages["MISSING"]).exists()  # reading never creates a database
+
+
+def test_an_unreachable_storage_of_pareto_is_one_line_without_the_password(capsys):
+    from .conftest import free_port
+
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nothing"
+    assert main(["pareto", "--storage", url]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--storage postgresql://nobody:***@127.0.0.1" in error and "secret" not in error and "\n" not in error

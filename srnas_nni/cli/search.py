@@ -58,20 +58,32 @@ def register(sub) -> None:
     p.add_argument("--port", type=positive_int, default=8080)
     p.set_defaults(handler=_cmd_dashboard)
 
-    p = sub.add_parser("pareto", help="print or write the Pareto front of a run",
+    p = sub.add_parser("pareto", help="print or write the Pareto front of a run or a shared study",
                        description="The non-dominated architectures of a run (PSNR up, params and Mult-Adds down), "
-                                   "best PSNR first.")
-    p.add_argument("run_dir")
+                                   "best PSNR first. Give a run directory, or --storage URL for the study of "
+                                   "distributed workers.")
+    p.add_argument("run_dir", nargs="?", help="a search run directory (or --storage)")
+    _add_study_options(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    p.add_argument("--output", default=None, help="write to this file instead of printing")
+    p.add_argument("-o", "--output", default=None, help="write to this file instead of printing")
     p.set_defaults(handler=_cmd_pareto)
 
-    p = sub.add_parser("plot", help="draw a run's Pareto front (PNG and HTML)",
+    p = sub.add_parser("plot", help="draw the Pareto front of a run or a shared study (PNG and HTML)",
                        description="PSNR against Mult-Adds (marker size: parameters) for every trial of a run, the "
-                                   "front highlighted, published baselines and presets drawn for reference.")
-    p.add_argument("run_dir")
-    p.add_argument("--output", default=None, help="file stem (default RUN_DIR/pareto)")
+                                   "front highlighted, published baselines and presets drawn for reference. Give a "
+                                   "run directory, or --storage URL for the study of distributed workers.")
+    p.add_argument("run_dir", nargs="?", help="a search run directory (or --storage)")
+    _add_study_options(p)
+    p.add_argument("-o", "--output", default=None,
+                   help="file stem (default RUN_DIR/pareto; with --storage: STUDY in the current folder)")
     p.set_defaults(handler=_cmd_plot)
+
+
+def _add_study_options(parser) -> None:
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="a shared Optuna storage (the workers' --storage) instead of a run directory")
+    parser.add_argument("--study", default=None, metavar="NAME",
+                        help="the study in --storage (needed only when it holds several)")
 
 
 def _add_override_options(parser) -> None:
@@ -165,6 +177,10 @@ def _cmd_worker(args) -> int:
     print(f"{result.worker_id}: {result.evaluated} evaluated, {result.failed} failed, {result.handed_back} handed back "
           f"in {result.seconds:.0f} s; the study has {result.complete} complete of {planned} planned")
     print(f"Pareto front: srnas pareto {config.output_dir}   dashboard: srnas dashboard {config.output_dir}")
+    if args.storage is not None:  # the folder is this machine's; the study is everyone's (password hidden)
+        from ..worker import redact_url
+
+        print(f"shared study: srnas pareto --storage {redact_url(args.storage)} --study {config.study_name}")
     return 0
 
 
@@ -201,11 +217,46 @@ def _run_study(run_dir: str):
     return open_study(info["storage"], info["study_name"]), info
 
 
-def _cmd_pareto(args) -> int:
-    from ..tracking import run_pareto_front
+def _study_of(args):
+    """``(study, run_dir or None, info)`` of a run directory or of ``--storage``/``--study`` (exactly one).
 
-    study, _ = _run_study(args.run_dir)
-    front = run_pareto_front(Path(args.run_dir), study)
+    ``info`` holds the ``space`` spec, ``scale``, ``strategy`` and ``study_name`` as far as they are known.
+    """
+    if (args.run_dir is None) == (args.storage is None):
+        raise SRNASError(f"{args.command} needs a run directory or --storage URL (one of them)")
+    if args.run_dir is not None:
+        if args.study is not None:
+            raise SRNASError("--study goes with --storage (a run directory names its study)")
+        study, info = _run_study(args.run_dir)
+        scale = (info.get("space") or {}).get("space_kwargs", {}).get("scale") or _study_info(study)["scale"]
+        return study, Path(args.run_dir), {**info, "scale": scale}
+    from ..worker import load_shared_study
+
+    study = load_shared_study(args.storage, args.study)
+    return study, None, {**_study_info(study), "study_name": study.study_name}
+
+
+def _study_info(study) -> dict:
+    """What ``study`` searched: the workers' study attribute, else the most frequent one its trials recorded."""
+    from collections import Counter
+
+    from ..worker import STUDY_INFO_ATTR
+
+    info = dict(study.user_attrs.get(STUDY_INFO_ATTR) or {})
+    trials = study.get_trials(deepcopy=False)
+    for key in ("scale", "strategy", "space"):
+        if info.get(key) is None:
+            seen = Counter(json.dumps(t.user_attrs[key]) for t in trials if t.user_attrs.get(key) is not None)
+            info[key] = json.loads(seen.most_common(1)[0][0]) if seen else None
+    return info
+
+
+def _cmd_pareto(args) -> int:
+    from ..tracking import pareto_front, run_pareto_front
+
+    study, run_dir, _ = _study_of(args)
+    # A shared study's model files lie on the workers' machines: their paths are shown as recorded.
+    front = run_pareto_front(run_dir, study) if run_dir is not None else pareto_front(study)
     if args.format == "json":
         text = json.dumps(front, indent=2)
     elif args.format == "csv":
@@ -239,11 +290,19 @@ def _cmd_dashboard(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    import re
+
     from ..plots import plot_run
 
-    study, info = _run_study(args.run_dir)
-    stem = Path(args.output) if args.output else Path(args.run_dir) / "pareto"
-    png, html = plot_run(study, stem, scale=int(info.get("space", {}).get("space_kwargs", {}).get("scale", 2)),
-                         title=info["study_name"])
+    study, run_dir, info = _study_of(args)
+    if info.get("scale") is None:  # a study no worker has described and with no trial yet
+        raise SRNASError(f"--study {study.study_name}: no trial records its scale yet (nothing to plot)")
+    if args.output:
+        stem = Path(args.output)
+    elif run_dir is not None:
+        stem = run_dir / "pareto"
+    else:  # the study's name as a file name: path separators and dots (read as a suffix) become "-"
+        stem = Path(re.sub(r"[^A-Za-z0-9_-]+", "-", study.study_name).strip("-") or "study")
+    png, html = plot_run(study, stem, scale=int(info["scale"]), title=info["study_name"])
     print(f"wrote {png} and {html}")
     return 0

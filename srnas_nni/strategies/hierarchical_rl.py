@@ -703,10 +703,13 @@ def _build_controller(space: Any, options: Mapping[str, Any]) -> tuple[Hierarchi
 
 
 def _sr_space(model_space: Any) -> Any:
-    """The SR space behind NNI's executable model space (raw format)."""
-    space = getattr(model_space, "model_space", model_space)
+    """The SR space behind NNI's executable model space (``raw`` format: ``model_space``; ``engine: nni``'s
+    :class:`~srnas_nni.nni_engine.FreezingModelSpace`: ``built_space()``)."""
+    built_space = getattr(model_space, "built_space", None)
+    space = built_space() if callable(built_space) else getattr(model_space, "model_space", model_space)
     if not hasattr(space, "cost") or not hasattr(space, "simplify"):
-        raise SRNASError("hierarchical_rl needs an srnas-nni search space (with cost()) in NNI's 'raw' model format")
+        raise SRNASError("hierarchical_rl needs an srnas-nni search space (with cost()) in NNI's 'raw' or "
+                         "'simplified' model format")
     return space
 
 
