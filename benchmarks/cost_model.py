@@ -11,7 +11,6 @@ and penalty terms). Prints a markdown table; writes ``benchmarks/results/cost_mo
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from srnas_nni.evaluation.cost import measure
+from srnas_nni.runtime import write_result_file
 from srnas_nni.spaces import list_spaces, load_space_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -69,7 +69,7 @@ def main() -> None:
               f"{r['cost_model_p95_ms']:.3f} | {r['freeze_and_measure_ms']:.0f} | {r['speedup']:.0f}x | "
               f"{'yes' if r['exact'] else 'NO'} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cost_model.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    write_result_file(RESULTS / "cost_model.json", {"machine": machine, "rows": rows}, RESULTS.parents[1])
 
 
 if __name__ == "__main__":

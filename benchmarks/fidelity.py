@@ -28,7 +28,6 @@ Markdown tables to stdout; JSON (with the machine) to ``<output>/fidelity.json``
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from srnas_nni.runtime import machine_description
+from srnas_nni.runtime import machine_description, write_result_file
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -447,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict:
             payload["sections"]["trained"]["plot"] = str(plot_trained(rows, settings,
                                                                       output / "fidelity_trained.png"))
     payload["seconds"] = time.perf_counter() - started
-    (output / "fidelity.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    write_result_file(output / "fidelity.json", payload, REPO)
     print(f"\n{payload['seconds']:.0f} s; JSON in {output / 'fidelity.json'}")
     return payload
 

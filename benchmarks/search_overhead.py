@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from srnas_nni.runtime import machine_description
+from srnas_nni.runtime import machine_description, write_result_file
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                         *(sys.argv[1:] if argv is None else argv)]),
                "settings": {k: v for k, v in vars(args).items() if k != "child"}, "rows": rows,
                "target": f"search / derived training <= {TARGET_RATIO}x for {', '.join(TARGETS)}"}
-    (output / "search_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_result_file(output / "search_overhead.json", payload, REPO)
     print(f"\n{args.steps} steps each side, batch {args.batch_size}, HR patch {args.patch_size}, data {args.data}, "
           f"device {args.device}, {args.threads} torch thread(s)\n")
     print("| space | strategy | search s | derived-train s | ratio | median step ratio | target <= 2x |")

@@ -66,7 +66,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from srnas_nni.runtime import machine_description
+from srnas_nni.runtime import machine_description, write_result_file
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> dict:
                "settings": settings, "references": references, "calibrations": calibrations, "runs": runs,
                "rows": rows, "plots": plots, "total_s": time.perf_counter() - started,
                "target": f"hypervolume >= {TARGET_RATIO}x NNI Random's on the same space"}
-    (output / "search_quality.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_result_file(output / "search_quality.json", payload, REPO)
 
     print(f"\nbudget {args.budget:.0f} s per run, seeds {args.seeds}, candidates {args.train_steps} steps, batch "
           f"{args.batch_size}, HR patch {args.patch_size}; data {args.data}, validation {args.val_data}\n")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from srnas_nni.runtime import machine_description
+from srnas_nni.runtime import machine_description, write_result_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = {
@@ -235,8 +235,9 @@ def main(argv: list[str] | None = None) -> dict:
     rows: list[dict] = []
 
     def write(met=None) -> None:  # after every row: a long CPU run keeps what it measured
-        (output / "supernet_step.json").write_text(json.dumps(
-            {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met}, indent=2) + "\n")
+        write_result_file(output / "supernet_step.json",
+                          {"machine": machine, "settings": vars(args), "rows": rows, "target_met": met},
+                          RESULTS.parents[1])
 
     for space in args.spaces:
         reference = None

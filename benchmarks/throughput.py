@@ -24,7 +24,6 @@ Markdown tables to stdout; JSON to ``<output>/throughput.json`` and bars to
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnas_nni.runtime import machine_description
+from srnas_nni.runtime import machine_description, write_result_file
 from scipy import ndimage
 from scipy.signal import convolve2d
 
@@ -289,7 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
                "cost": {"rows": cost_rows, "target_ms": COST_TARGET_MS, "target_met": cost_met},
                "metrics": {"rows": metric_rows, "target_ratio": METRIC_TARGET_RATIO, "ratio": ratio,
                            "target_met": metrics_met, "plot": str(plot)}}
-    (output / "throughput.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_result_file(output / "throughput.json", payload, RESULTS.parents[1])
     print(f"\nJSON in {output / 'throughput.json'}")
     return payload
 

@@ -159,3 +159,28 @@ def machine_description(device: torch.device | str = "cpu") -> dict[str, Any]:
             "python": platform.python_version(), "torch": torch.__version__, "device": str(device),
             "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "threads": torch.get_num_threads()}
+
+
+def portable_paths(value: Any, root: str | os.PathLike) -> Any:
+    """``value`` (JSON-like) with every absolute path string made relative to ``root``.
+
+    A result file that says ``/home/alice/srnas/benchmarks/results`` means nothing on another machine;
+    ``benchmarks/results`` or ``../shared/data/benchmark`` (relative to the repository) does. Only strings
+    that are absolute paths are touched (a URL such as ``sqlite:////x`` is not one).
+    """
+    if isinstance(value, dict):
+        return {key: portable_paths(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(item, root) for item in value]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
+        return os.path.relpath(value, root)
+    return value
+
+
+def write_result_file(path: str | os.PathLike, payload: Any, root: str | os.PathLike) -> None:
+    """Write a benchmark's result ``payload`` as indented JSON, atomically, with its paths relative to
+    ``root`` (see :func:`portable_paths`); values JSON cannot hold are written as text."""
+    portable = portable_paths(json.loads(json.dumps(payload, default=str)), root)
+    atomic_write_bytes(path, (json.dumps(portable, indent=2) + "\n").encode())

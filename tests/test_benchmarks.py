@@ -365,3 +365,31 @@ def test_supernet_step_hierarchical_rl_row(tmp_path):
     assert rl["time_ratio"] == pytest.approx(rl["step_mean_s"] / darts["step_mean_s"])
     assert darts["time_ratio"] == pytest.approx(1.0)
     assert math.isfinite(rl["peak_mib"]) and payload["rows"][1]["config"] == "hierarchical_rl sharing"
+
+
+def test_result_files_record_paths_relative_to_the_repository(tmp_path):
+    from srnas_nni.runtime import write_result_file
+
+    payload = {"output": REPO_ROOT / "benchmarks" / "results", "data": str(REPO_ROOT.parent / "shared" / "data" / "benchmark"),
+               "rows": [{"storage": "sqlite:////abs/study.db", "model": "carn"}], "note": "/ a slash, not a path\n"}
+    write_result_file(tmp_path / "result.json", payload, REPO_ROOT)
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert written["output"] == "benchmarks/results"
+    assert written["data"] == "../shared/data/benchmark"
+    assert written["rows"] == payload["rows"] and written["note"] == payload["note"]
+
+
+def test_committed_result_files_hold_no_absolute_path():
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    for path in sorted((REPO_ROOT / "benchmarks" / "results").rglob("*.json")):
+        absolute = [s for s in strings(json.loads(path.read_text())) if s.startswith("/")]
+        assert not absolute, (path, absolute[:3])
