@@ -370,7 +370,8 @@ def test_supernet_step_hierarchical_rl_row(tmp_path):
 def test_result_files_record_paths_relative_to_the_repository(tmp_path):
     from srnas_nni.runtime import write_result_file
 
-    payload = {"output": REPO_ROOT / "benchmarks" / "results", "data": str(REPO_ROOT.parent / "shared" / "data" / "benchmark"),
+    shared = REPO_ROOT.parent / "shared" / "data" / "benchmark"
+    payload = {"output": REPO_ROOT / "benchmarks" / "results", "data": str(shared),
                "rows": [{"storage": "sqlite:////abs/study.db", "model": "carn"}], "note": "/ a slash, not a path\n"}
     write_result_file(tmp_path / "result.json", payload, REPO_ROOT)
     written = json.loads((tmp_path / "result.json").read_text())

@@ -494,18 +494,26 @@ def open_dataset(spec: str | Path, scale: int, *, split: str = "train", skip_bad
     ``split``), or a folder of HR images (``split`` is ignored; ``cache_dir`` is used). A folder
     literally called ``builtin`` is reached as ``./builtin``.
     """
-    if isinstance(spec, str) and (spec == "builtin" or spec.startswith("builtin:")):
+    if _is_builtin(spec):
         return builtin_dataset(spec.partition(":")[2] or split, scale)
-    root = Path(spec).expanduser()
-    if not root.exists():
-        raise DatasetError(f"{root}: no such file or folder")
-    if not root.is_dir():
-        raise DatasetError(
-            f"{root}: not a folder (expected a folder of images, a DIV2K-style root or 'builtin')"
-        )
+    root = _data_folder(spec)
     if is_paired_layout(root):
         return DIV2KDataset(root, scale, split, skip_bad=skip_bad)
     return ImageFolderDataset(root, scale, skip_bad=skip_bad, cache_dir=cache_dir)
+
+
+def _is_builtin(spec: str | Path) -> bool:
+    return isinstance(spec, str) and (spec == "builtin" or spec.startswith("builtin:"))
+
+
+def _data_folder(spec: str | Path) -> Path:
+    """The folder a data spec other than ``builtin`` names; :class:`DatasetError` for a missing path or a file."""
+    folder = Path(spec).expanduser()
+    if not folder.exists():
+        raise DatasetError(f"{folder}: no such file or folder")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: not a folder (expected a folder of images, a DIV2K-style root or 'builtin')")
+    return folder
 
 
 # -- checking a data spec before a run ---------------------------------------------------------
@@ -548,7 +556,7 @@ def check_images(spec: str | Path, scale: int, *, split: str = "train", patch_si
     cache = ImageHeaderCache(cache_dir)
     sizes = _SizeRules(scale, patch_size, score_crop)
     problems: list[ImageReadError] = []
-    if isinstance(spec, str) and (spec == "builtin" or spec.startswith("builtin:")):
+    if _is_builtin(spec):
         dataset_split = "train" if _div2k_split(spec.partition(":")[2] or split) == "train" else "val"
         names = BUILTIN_TRAIN_NAMES if dataset_split == "train" else BUILTIN_VAL_NAMES
         root = f"builtin:{dataset_split}"
@@ -557,13 +565,7 @@ def check_images(spec: str | Path, scale: int, *, split: str = "train", patch_si
             if problem is not None:
                 problems.append(problem)
         return ImageCheck(root, len(names), tuple(problems), cache.opened)
-    folder = Path(spec).expanduser()
-    if not folder.exists():
-        raise DatasetError(f"{folder}: no such file or folder")
-    if not folder.is_dir():
-        raise DatasetError(
-            f"{folder}: not a folder (expected a folder of images, a DIV2K-style root or 'builtin')"
-        )
+    folder = _data_folder(spec)
     if is_paired_layout(folder):
         hr_folder, lr_folder = locate_paired_folders(folder, split, scale)
         hr_paths = list_images(hr_folder)
