@@ -492,12 +492,9 @@ class KeepAliveEngine(TrainingServiceExecutionEngine):
 
 def trial_parameters(model: Any) -> dict[str, Any]:
     """What a trial is sent as its parameters: the model's sample ``{label: value}`` as plain data."""
-    import json
+    from .spaces.base import plain_value
 
-    def plain(value: Any) -> Any:  # numpy scalars and the like
-        return value.item() if hasattr(value, "item") else str(value)
-
-    return json.loads(json.dumps(dict(model.sample or {}), default=plain))
+    return {label: plain_value(value) for label, value in (model.sample or {}).items()}
 
 
 def trial_command_params(model_space: Any, python: str) -> dict[str, str]:
