@@ -156,6 +156,8 @@ class OptunaTuner(Tuner):
         self.study = make_study(sampler, seed, dict(sampler_options or {}), storage, study_name)
         self.distributions: dict[str, optuna.distributions.CategoricalDistribution] = {}
         self._pending: dict[int, optuna.trial.Trial] = {}
+        #: Parameter id -> why its trial fails if no result comes before :meth:`close` (trials NNI says ended).
+        self._ended: dict[int, str] = {}
         self._lock = threading.Lock()
 
     def update_search_space(self, search_space: dict[str, Any]) -> None:
@@ -188,6 +190,7 @@ class OptunaTuner(Tuner):
     def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
         with self._lock:
             trial = self._pending.pop(parameter_id, None)
+            self._ended.pop(parameter_id, None)
             if trial is None:
                 return
             metric = _metric_dict(value)
@@ -202,13 +205,20 @@ class OptunaTuner(Tuner):
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         with self._lock:
-            trial = self._pending.pop(parameter_id, None)  # still pending: failed, or ended without a result
-            if trial is not None:
-                if kwargs.get("trial_job_id") is not None:
-                    trial.set_user_attr("nni_trial", str(kwargs["trial_job_id"]))
-                trial.set_user_attr("fail_reason", "trial failed" if not success
-                                    else "finished without reporting a final metric")
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            trial = self._pending.get(parameter_id)  # still pending: failed, or its result is yet to come
+            if trial is None:
+                return
+            if kwargs.get("trial_job_id") is not None:
+                trial.set_user_attr("nni_trial", str(kwargs["trial_job_id"]))
+            if success:
+                # NNI's dispatcher queues trial ends and final results for two different threads, so a
+                # succeeded trial's end may be handled before its result: that result still counts; the
+                # trial fails at close() only if none came.
+                self._ended[parameter_id] = "finished without reporting a final metric"
+                return
+            del self._pending[parameter_id]
+            trial.set_user_attr("fail_reason", "trial failed")
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def close(self, reason: str = "the experiment stopped before this trial ended") -> None:
         """Tell every trial still pending as failed (``fail_reason``): none stays RUNNING in the study.
@@ -218,10 +228,11 @@ class OptunaTuner(Tuner):
         NNI trial will ever report.
         """
         with self._lock:
-            for trial in self._pending.values():
-                trial.set_user_attr("fail_reason", reason)
+            for parameter_id, trial in self._pending.items():
+                trial.set_user_attr("fail_reason", self._ended.get(parameter_id, reason))
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             self._pending.clear()
+            self._ended.clear()
 
     def import_data(self, data: list[dict[str, Any]]) -> None:
         if not self.distributions:

@@ -277,8 +277,8 @@ def test_tuner_tells_optuna_the_three_objectives(tmp_path):
         assert set(p) == set(space) and all(p[k] in space[k]["_value"] for k in space)
     metric = {"default": 30.0, "psnr": 30.0, "params": 1000, "multadds": 2e9, "ssim": 0.9,
               "architecture": {"cell/refine0": "conv_3x3"}, "model_file": "/m.pt"}
+    tuner.trial_end(0, True)  # NNI may hand over a trial's end before its result (two dispatcher queues)
     tuner.receive_trial_result(0, params[0], metric, trial_job_id="AbCdE")
-    tuner.trial_end(0, True)
     tuner.receive_trial_result(1, params[1], json.dumps({**metric, "psnr": 31.0}))  # a JSON string of the dict
     tuner.receive_trial_result(2, params[2], 29.5)  # a bare number: not the three objectives
     tuner.trial_end(3, False, trial_job_id="FgHiJ")  # failed without a result (job id: our dispatcher hook)
