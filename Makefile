@@ -20,7 +20,7 @@ TOOLS := .venv-tools
 LATEST := .venv-latest
 export SRNAS_OPTUNA_OLDEST := $(CURDIR)/$(VENV)/optuna-oldest
 
-.PHONY: all venv demo test test-latest lock lock-upgrade lint clean bench-quick
+.PHONY: all venv demo test test-fast test-latest lock lock-upgrade lint clean bench-quick
 
 all: test
 
@@ -77,6 +77,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The unit tier only (tests/unit): the inner loop, under two minutes on 2 CPU cores. `make test` runs it
+# and the end-to-end runs of tests/integration.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 # Every benchmark script in its --quick mode (minutes on 2 CPU cores); tables in benchmarks/README.md.
 bench-quick: $(STAMP)

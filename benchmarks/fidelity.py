@@ -106,7 +106,7 @@ def parse_published_table(text: str) -> dict[tuple[str, int], tuple[float, float
 def section_metrics(sets: list[tuple[str, Path]], scales: list[int], published: dict, device: torch.device) -> list:
     """One row per (set, scale): bicubic PSNR/SSIM via ``validate``, the published pair (or None) and
     the differences ours - published; ``agrees`` is None without a published row."""
-    from srnas_nni.baselines import bicubic
+    from srnas_nni.models.baselines import bicubic
     from srnas_nni.evaluation.data import open_dataset
     from srnas_nni.evaluation.validation import validate
 
@@ -168,9 +168,9 @@ def _compare(measured: int, published: float | None) -> dict:
 def _cost_notes(name: str, scale: int, model, params_all: int) -> tuple[int, str]:
     """The parameter count comparable with the published one and a short measured note."""
     from srnas_nni.evaluation.cost import count_params
-    from srnas_nni.models import build_model
+    from srnas_nni.models.registry import build_model
     from srnas_nni.spaces import get
-    from srnas_nni.spaces.presets import get_preset
+    from srnas_nni.spaces.published import get_preset
 
     if name == "fsrcnn":
         return _weights_only(model), f"published params are conv weights only; with biases + PReLU {params_all:,}"
@@ -190,10 +190,10 @@ def section_cost() -> list:
     """One row per trainable baseline (x2, ``PUBLISHED_X2``) and per preset (each published scale, or
     x2 when nothing is published): measured params/Mult-Adds, the comparable params, the printed
     figures, relative errors, agreement to the printed digits and the convention notes."""
-    from srnas_nni.baselines import PUBLISHED_X2
+    from srnas_nni.models.baselines import PUBLISHED_X2
     from srnas_nni.evaluation.cost import measure
-    from srnas_nni.models import build_model, get_entry, list_models
-    from srnas_nni.spaces.presets import presets
+    from srnas_nni.models.registry import build_model, get_entry, list_models
+    from srnas_nni.spaces.published import presets
 
     table = presets()
     jobs = []
@@ -276,7 +276,7 @@ def section_trained(args, device: torch.device) -> tuple[list, dict]:
     from srnas_nni.evaluation.data import open_dataset
     from srnas_nni.evaluation.trainer import Trainer, TrainConfig
     from srnas_nni.evaluation.validation import validate
-    from srnas_nni.models import build_model, get_entry
+    from srnas_nni.models.registry import build_model, get_entry
     from srnas_nni.runtime import seed_everything
 
     train_spec = args.train_data or (str(DEFAULT_TRAIN) if DEFAULT_TRAIN.is_dir() else "builtin")
@@ -399,9 +399,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the chosen sections, print their tables, write ``fidelity.json`` (and the plot); return the JSON."""
-    from srnas_nni.models import get_entry, list_models
+    from srnas_nni.models.registry import get_entry, list_models
     from srnas_nni.runtime import resolve_device
-    from srnas_nni.spaces.presets import presets
+    from srnas_nni.spaces.published import presets
 
     args = parse_args(argv)
     device = resolve_device(args.device)

@@ -182,7 +182,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"{option}: must be >= {low}, got {value}")
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    from srnas_nni.search import is_one_shot
+    from srnas_nni.strategies import is_one_shot
     from srnas_nni.spaces import load_space_preset
     from srnas_nni.strategies import get
 

@@ -1,7 +1,7 @@
 """Search quality per compute: the (PSNR, Mult-Adds) hypervolume each strategy reaches in the same wall-clock budget.
 
-Every run is a real search through the project's runner (``srnas_nni.config.parse_config`` +
-``srnas_nni.search.run_search``) on the proxy task: x2 (the space's scale), training patches from
+Every run is a real search through the project's runner (``srnas_nni.run.config.parse_config`` +
+``srnas_nni.run.search.run_search``) on the proxy task: x2 (the space's scale), training patches from
 ``--data``, whole-image Y-PSNR on ``--val-data``. For every space of ``--spaces`` each strategy of
 ``--strategies`` runs once per seed of ``--seeds``, in a fresh temporary run directory:
 
@@ -30,7 +30,7 @@ validation image is decoded and its LR made once into a shared on-disk cache (``
 so that no run spends its budget on that one-off work.
 
 Hypervolume: 2-D, of the points (Y-PSNR on ``--val-data`` maximised, Mult-Adds at 1280x720 minimised)
-of the study's complete trials that are not shared-weight estimates (``srnas_nni.tracking.pareto_front``),
+of the study's complete trials that are not shared-weight estimates (``srnas_nni.study.front.pareto_front``),
 against a fixed reference point per space: PSNR = ``--ref-psnr`` (``bicubic``: the bicubic PSNR of the
 same validation set at the same scale, measured here; a model worse than bicubic adds nothing; or a
 number of dB) and Mult-Adds = the largest Mult-Adds of the space found by coordinate ascent on the
@@ -166,7 +166,7 @@ def fill_image_cache(args: argparse.Namespace, scale: int) -> None:
 
 
 def bicubic_psnr(val_data: str, scale: int) -> float:
-    from srnas_nni.baselines import bicubic
+    from srnas_nni.models.baselines import bicubic
     from srnas_nni.evaluation.data import open_dataset
     from srnas_nni.evaluation.validation import validate
 
@@ -187,7 +187,7 @@ def strategy_spec(name: str, supernet_steps: int | None) -> str | dict[str, Any]
 def build_config(args: argparse.Namespace, space: str, strategy: str, seed: int, run_dir: Path,
                  steps: int | None = None):
     """The validated experiment: ``steps`` supernet + derived-training steps for one-shot strategies."""
-    from srnas_nni.config import parse_config
+    from srnas_nni.run.config import parse_config
 
     train = {"steps": args.train_steps if steps is None else steps, "batch_size": args.batch_size,
              "patch_size": args.patch_size, "learning_rate": args.learning_rate}
@@ -202,7 +202,7 @@ def build_config(args: argparse.Namespace, space: str, strategy: str, seed: int,
 
 
 def is_one_shot(args: argparse.Namespace, space: str, strategy: str) -> bool:
-    from srnas_nni.search import is_one_shot as one_shot
+    from srnas_nni.strategies import is_one_shot as one_shot
 
     with tempfile.TemporaryDirectory() as folder:
         return one_shot(build_config(args, space, strategy, 0, Path(folder)).build_strategy())
@@ -210,7 +210,7 @@ def is_one_shot(args: argparse.Namespace, space: str, strategy: str) -> bool:
 
 def _child(spec: dict[str, Any]) -> None:
     """In a fresh process: one search; prints ``STARTED`` before it and ``{"wall_s", "error"}`` after it."""
-    from srnas_nni.search import run_search
+    from srnas_nni.run.search import run_search
 
     args = argparse.Namespace(**spec["args"])
     torch.set_num_threads(args.threads)
@@ -235,7 +235,7 @@ def _read_front(run_dir: Path) -> tuple[list[dict], int]:
     """The study's front (shared-weight estimates excluded) and its number of complete trials."""
     import optuna
 
-    from srnas_nni.tracking import pareto_front
+    from srnas_nni.study.front import pareto_front
 
     storage = f"sqlite:///{run_dir / 'study.db'}"
     if not (run_dir / "study.db").is_file():

@@ -12,6 +12,10 @@ class SRNASError(Exception):
     """Base class of all errors caused by user input."""
 
 
+class ConfigError(SRNASError):
+    """A problem in an experiment file: ``<file>: <key.path>: <what is wrong>``."""
+
+
 class ImageReadError(SRNASError):
     """An image file cannot be read or used (corrupt, truncated, too small, not an image)."""
 

@@ -1,4 +1,4 @@
-"""Process-level helpers: device choice, seeding, atomic file writes.
+"""Process-level helpers: device choice, seeding, atomic file writes, reading a YAML mapping.
 
 Writes of checkpoints, models and result files go through :func:`atomic_write_bytes` /
 :func:`atomic_torch_save`: the data is written to a temporary file in the same folder and renamed
@@ -8,6 +8,7 @@ over the target, so a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import io
 import json
 import os
@@ -18,12 +19,13 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+import yaml
 
-from .errors import SRNASError
+from .errors import ConfigError, SRNASError
 
 __all__ = ["resolve_device", "seed_everything", "numpy_seed", "mutable_random_state", "ieee_float32",
            "float32_precision_switches", "atomic_write_bytes", "atomic_write_json", "atomic_torch_save",
-           "machine_description"]
+           "machine_description", "read_yaml_mapping"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -39,7 +41,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return resolved
 
 
-#: Where NNI's mutables draw when their caller passes no generator (:mod:`~srnas_nni.nni_compat` routes
+#: Where NNI's mutables draw when their caller passes no generator (:mod:`~srnas_nni.nni_adapter.loader` routes
 #: them here). NNI's own default is a fresh ``RandomState()`` per draw, seeded from the OS: the path
 #: sampling of ``random_one_shot`` (and of the spaces' own supernet modules) could never be reproduced.
 _UNSEEDED_MUTABLE_DRAWS = np.random.RandomState()
@@ -69,6 +71,54 @@ def seed_everything(seed: int) -> None:
     np.random.seed(numpy_seed(seed))
     torch.manual_seed(seed)
     _UNSEEDED_MUTABLE_DRAWS.seed(numpy_seed(seed))
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1, ``[::1]``): addresses no other machine
+    can reach, which every server srnas-nni starts binds by default."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def random_states() -> dict[str, Any]:
+    """The state of every generator :func:`seed_everything` seeds (in memory only: library objects)."""
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+              "mutable": _UNSEEDED_MUTABLE_DRAWS.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    """Put back what :func:`random_states` returned."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    _UNSEEDED_MUTABLE_DRAWS.set_state(states["mutable"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[dict[str, Any]]:
+    """Inside: every generator seeded with ``seed``; after: the caller's generators as they were.
+
+    Yields a dict that holds, on exit, the generators' states at the end of the block: a later
+    :func:`set_random_states` of it continues exactly where the block stopped drawing.
+    """
+    saved = random_states()
+    after: dict[str, Any] = {}
+    seed_everything(seed)
+    try:
+        yield after
+    finally:
+        after.update(random_states())
+        set_random_states(saved)
 
 
 def float32_precision_switches() -> list[tuple[Any, str, Any]]:
@@ -184,3 +234,43 @@ def write_result_file(path: str | os.PathLike, payload: Any, root: str | os.Path
     ``root`` (see :func:`portable_paths`); values JSON cannot hold are written as text."""
     portable = portable_paths(json.loads(json.dumps(payload, default=str)), root)
     atomic_write_bytes(path, (json.dumps(portable, indent=2) + "\n").encode())
+
+
+def read_json_file(path: str | os.PathLike, *, error: type[Exception] = SRNASError,
+                   missing: str = "no such file") -> Any:
+    """The JSON document in ``path``; ``error`` (one line naming the file, and the line and column of a syntax
+    error) when it is missing (``missing`` says what to tell), unreadable or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+
+
+def read_yaml_mapping(path: str | os.PathLike, *, what: str, shape: str) -> dict[str, Any]:
+    """The YAML mapping in ``path`` (an empty file is ``{}``); a :class:`ConfigError` naming the file, and
+    the line and column of a syntax error, otherwise. ``what`` names the file's kind in errors ("experiment
+    file"), ``shape`` hints at its keys ("space:, strategy:, ...")."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: an {what} is a mapping ({shape}), not a {type(data).__name__}")
+    return data

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # NNI logs every experiment step at INFO, to stdout and to our handler. A command that imports
     # neither NNI nor Optuna (``uses_nni=False``: listing names) skips this, and their seconds of imports.
     if not args.verbose and getattr(args, "uses_nni", True):
-        from ..nni_compat import quiet_console
+        from ..nni_adapter.loader import quiet_console
 
         quiet_console()
         import optuna

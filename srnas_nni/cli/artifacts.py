@@ -2,7 +2,7 @@
 
 * ``export RUN_DIR|ARCH.json|MODEL.pt [--pick RULE]`` - pick an architecture of a run's Pareto
   front and write ``architecture.json``, ``model.ts`` (TorchScript), ``model.onnx`` and
-  ``export.json`` (:mod:`srnas_nni.export`);
+  ``export.json`` (:mod:`srnas_nni.results.export`);
 * ``retrain ARCH.json --data ... --steps ...`` - full training of an exported architecture, with
   checkpoints and resume as ``srnas train``; writes a model file for ``evaluate``/``upscale``;
 * ``upscale MODEL IMAGE... -o OUT`` - super-resolve images of any size in tiles
@@ -71,7 +71,7 @@ def register(sub) -> None:
 
 
 def _cmd_export(args) -> int:
-    from ..export import export_model, resolve_export_source
+    from ..results.export import export_model, resolve_export_source
 
     source_path = Path(args.source)
     source = resolve_export_source(source_path, args.pick, seed=args.seed)
@@ -102,7 +102,7 @@ def _architecture_reference(text: str) -> str:
 
 
 def _cmd_retrain(args) -> int:
-    from ..models import resolve_model
+    from ..spaces.published import resolve_model
     from .models import _open_train_val, _train_one
 
     reference = _architecture_reference(args.architecture)
@@ -135,7 +135,7 @@ def _output_paths(images: list[Path], output: Path, scale: int) -> list[Path]:
 
 def _cmd_upscale(args) -> int:
     from ..evaluation.upscale import upscale_file
-    from ..models import resolve_model
+    from ..spaces.published import resolve_model
     from ..runtime import resolve_device
 
     resolved = resolve_model(args.model, args.scale)

@@ -66,7 +66,7 @@ def register(sub) -> None:
 def _cmd_evaluate(args) -> int:
     from ..evaluation.data import open_dataset
     from ..evaluation.validation import validate
-    from ..models import resolve_model, get_entry
+    from ..spaces.published import resolve_model, get_entry
     from ..runtime import resolve_device, atomic_write_json
 
     resolved = resolve_model(args.model, args.scale)
@@ -97,7 +97,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_cost(args) -> int:
     from ..evaluation.cost import measure
-    from ..models import resolve_model
+    from ..spaces.published import resolve_model
 
     resolved = resolve_model(args.model, args.scale)
     report = measure(resolved.model, resolved.scale, hr_size=args.hr_size)
@@ -117,7 +117,7 @@ def _train_one(reference: str, scale: int, args, output_dir: Path, train_set, va
     from ..evaluation.cost import measure
     from ..evaluation.trainer import Trainer
     from ..evaluation.validation import validate
-    from ..models import resolve_model, save_model_file, get_entry
+    from ..spaces.published import resolve_model, save_model_file, get_entry
     from ..runtime import atomic_write_json, seed_everything, resolve_device
 
     config = train_config(args)
@@ -158,7 +158,7 @@ def _open_train_val(args, scale: int):
 
 
 def _cmd_train(args) -> int:
-    from ..models import resolve_model
+    from ..spaces.published import resolve_model
 
     scale = args.scale if args.scale is not None else resolve_model(args.model, None).scale
     name = Path(args.model).stem if args.model.endswith((".json", ".pt")) else args.model

@@ -112,13 +112,13 @@ def _overrides(args) -> list[str]:
 
 
 def _cmd_validate(args) -> int:
-    from ..config import load_config
+    from ..run.config import load_config
 
     config = load_config(args.file, _overrides(args))
     images = config.check_images()
     counted = (f"images {_usable(images['data'])} training, {_usable(images['val_data'])} validation" if images
                else "images not checked here (the trials read them on the training service's machines)")
-    print(f"{args.file}: valid. space {config.space_spec['space']} x{config.scale} "
+    print(f"{args.file}: valid. space {config.space_name} x{config.scale} "
           f"{json.dumps(config.space_spec['space_kwargs'])}; strategy {config.strategy_name} "
           f"{json.dumps(config.strategy_options)}; {counted}; output {config.output_dir}; study {config.study_name} "
           f"in {config.storage_url()}")
@@ -130,8 +130,8 @@ def _usable(check) -> str:
 
 
 def _cmd_search(args) -> int:
-    from ..config import load_config
-    from ..search import load_run_config, run_search
+    from ..run.config import load_config
+    from ..run.search import load_run_config, run_search
 
     if args.resume and args.file:
         raise SRNASError("give an experiment file or --resume RUN_DIR, not both")
@@ -147,7 +147,7 @@ def _cmd_search(args) -> int:
         where = f"run directory {result.run_dir}" + (f", tracebacks in {result.log_file}" if result.log_file else "")
         raise SRNASError(f"{_all_failed(result.failed, result.fail_reasons)} ({where})")
     print(f"\n{config.study_name}: {result.complete} complete, {result.failed} failed in {result.seconds:.0f} s "
-          f"({config.strategy_name} on {config.space_spec['space']} x{config.scale})\n")
+          f"({config.strategy_name} on {config.space_name} x{config.scale})\n")
     print(_front_table(result.front))
     print(f"\nrun directory: {result.run_dir}")
     print(f"Pareto front:  srnas pareto {result.run_dir}   plot: srnas plot {result.run_dir}")
@@ -156,8 +156,8 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_worker(args) -> int:
-    from ..config import load_config
-    from ..worker import run_worker
+    from ..run.config import load_config
+    from ..run.worker import run_worker
 
     overrides = _overrides(args)
     if args.storage is not None:
@@ -178,7 +178,7 @@ def _cmd_worker(args) -> int:
           f"in {result.seconds:.0f} s; the study has {result.complete} complete of {planned} planned")
     print(f"Pareto front: srnas pareto {config.output_dir}   dashboard: srnas dashboard {config.output_dir}")
     if args.storage is not None:  # the folder is this machine's; the study is everyone's (password hidden)
-        from ..worker import redact_url
+        from ..run.worker import redact_url
 
         print(f"shared study: srnas pareto --storage {redact_url(args.storage)} --study {config.study_name}")
     return 0
@@ -207,8 +207,8 @@ def _front_table(front: list[dict]) -> str:
 
 
 def _run_study(run_dir: str):
-    from ..search import RUN_FILE
-    from ..tracking import open_study
+    from ..run.search import RUN_FILE
+    from ..study.storage import open_study
 
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
@@ -230,7 +230,7 @@ def _study_of(args):
         study, info = _run_study(args.run_dir)
         scale = (info.get("space") or {}).get("space_kwargs", {}).get("scale") or _study_info(study)["scale"]
         return study, Path(args.run_dir), {**info, "scale": scale}
-    from ..worker import load_shared_study
+    from ..run.worker import load_shared_study
 
     study = load_shared_study(args.storage, args.study)
     return study, None, {**_study_info(study), "study_name": study.study_name}
@@ -240,7 +240,7 @@ def _study_info(study) -> dict:
     """What ``study`` searched: the workers' study attribute, else the most frequent one its trials recorded."""
     from collections import Counter
 
-    from ..worker import STUDY_INFO_ATTR
+    from ..run.worker import STUDY_INFO_ATTR
 
     info = dict(study.user_attrs.get(STUDY_INFO_ATTR) or {})
     trials = study.get_trials(deepcopy=False)
@@ -252,7 +252,8 @@ def _study_info(study) -> dict:
 
 
 def _cmd_pareto(args) -> int:
-    from ..tracking import pareto_front, run_pareto_front
+    from ..run.recorder import run_pareto_front
+    from ..study.front import pareto_front
 
     study, run_dir, _ = _study_of(args)
     # A shared study's model files lie on the workers' machines: their paths are shown as recorded.
@@ -280,7 +281,7 @@ def _cmd_pareto(args) -> int:
 
 
 def _cmd_dashboard(args) -> int:
-    from ..dashboard import serve
+    from ..results.dashboard import serve
 
     if (args.run_dir is None) == (args.storage is None):
         raise SRNASError("dashboard needs a run directory or --storage URL (one of them)")
@@ -292,7 +293,7 @@ def _cmd_dashboard(args) -> int:
 def _cmd_plot(args) -> int:
     import re
 
-    from ..plots import plot_run
+    from ..results.plots import plot_run
 
     study, run_dir, info = _study_of(args)
     if info.get("scale") is None:  # a study no worker has described and with no trial yet

@@ -9,7 +9,7 @@ on whole images, counts its parameters and Mult-Adds (1280x720 convention), and 
      "objective": "<name>", "architecture": {<label>: <choice>, ...} or None}
 
 through ``nni.report_intermediate_result`` (at each validation) and ``nni.report_final_result``.
-NNI ranks by ``default`` only; the other keys reach NNI's engine events and the tracking layer.
+NNI ranks by ``default`` only; the other keys reach NNI's engine events and the run's recorder.
 Outside an NNI experiment the same call returns the dict (NNI's report functions only log there).
 
 A candidate whose loss becomes NaN/inf raises :class:`~srnas_nni.errors.TrainingDivergedError`
@@ -34,14 +34,15 @@ from typing import Any
 from torch import nn
 
 from ..errors import SRNASError
-from ..nni_compat import nni
+from ..nni_adapter.loader import nni
 from ..runtime import seed_everything
 from .cost import measure
 from .data import open_dataset
 from .objectives import make_scalarization
 from .trainer import TrainConfig, Trainer
 
-from nni.nas.evaluator import FunctionalEvaluator  # noqa: E402  (after nni_compat's warning filter)
+from ..nni_adapter.evaluators import FunctionalEvaluator  # noqa: E402
+from ..nni_adapter.failures import set_failure_reason  # noqa: E402
 
 __all__ = ["SREvaluator", "evaluate_sr_model"]
 
@@ -88,7 +89,7 @@ def evaluate_sr_model(model: nn.Module, *, architecture: dict | None = None, sca
         outcome = trainer.fit(resume=output_dir is not None)
     except SRNASError as exc:
         # In an NNI trial (report=True), the one console line of a candidate failing for its input or
-        # budget; NNI's traceback of it goes to the experiment log only (nni_compat.quiet_console).
+        # budget; NNI's traceback of it goes to the experiment log only (nni_adapter.loader.quiet_console).
         # Other callers (the worker, which prints its own line per trial) get the exception alone.
         if report:
             _logger.warning("candidate failed: %s", exc)
@@ -110,8 +111,8 @@ def evaluate_sr_model(model: nn.Module, *, architecture: dict | None = None, sca
     }
     result["default"] = scalarize(result)
     if models_dir is not None and space_spec is not None and architecture is not None:
-        from ..models import save_model_file
-        from ..tracking import sample_key
+        from ..models.registry import save_model_file
+        from ..study.keys import sample_key
 
         path = Path(models_dir) / sample_key(architecture) / "model.pt"
         spec = {**space_spec, "sample": architecture, "scale": int(scale)}
@@ -171,7 +172,7 @@ class SREvaluator(FunctionalEvaluator):
             return self.evaluate(model.executable_model(), architecture=dict(getattr(model, "sample", {}) or {}))
         except Exception as exc:
             # NNI records only "failed"; the reason goes with the model to the tracking layer.
-            model.failure_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+            set_failure_reason(model, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
             raise
 
     def evaluate(self, model: nn.Module, architecture: dict | None = None) -> dict[str, Any]:

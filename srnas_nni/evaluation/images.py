@@ -41,7 +41,7 @@ all gray are opened by Pillow as ``L`` and so come back single-channel.
 
 Bad and unusual inputs, and what happens to them (``ImageReadError`` messages are one line,
 ``<file>: <reason>``; a data set built with ``skip_bad=True`` skips such a file with a
-:class:`~srnas_nni.evaluation.data.SkippedImageWarning` instead; ``srnas evaluate`` prints
+:class:`~srnas_nni.evaluation.pairs.SkippedImageWarning` instead; ``srnas evaluate`` prints
 ``srnas: error: <message>`` and exits 2, or with ``--skip-bad`` measures the other images)::
 
     input                                 behaviour

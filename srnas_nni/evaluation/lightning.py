@@ -42,13 +42,14 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..nni_compat import nni
+from ..nni_adapter.loader import nni
 from ..runtime import ieee_float32
-from .data import PatchSampler, open_dataset
+from .data import open_dataset
 from .losses import get_loss
 from .metrics import psnr
+from .patches import PatchSampler
 
-import nni.nas.evaluator.pytorch as nni_pl  # noqa: E402  (after nni_compat's warning filter)
+from ..nni_adapter.evaluators import nni_pl  # noqa: E402
 
 __all__ = ["PatchStream", "PatchLoader", "SRLightningModule", "SupernetDDPStrategy", "SupernetLauncher",
            "distributed_problem", "rank_seed", "sr_lightning_evaluator"]

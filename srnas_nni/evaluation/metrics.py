@@ -32,13 +32,14 @@ from typing import Literal, Union
 import numpy as np
 import torch
 
-__all__ = ["rgb_to_y", "psnr", "ssim", "sr_metrics"]
+__all__ = ["rgb_to_y", "psnr", "ssim", "sr_metrics", "SSIM_WINDOW"]
 
 ImageLike = Union[np.ndarray, torch.Tensor]
 Reduction = Literal["mean", "none"]
 
 _PEAK = 255.0
-_SSIM_WINDOW = 11
+#: Side of the SSIM window: an image must keep this much after the border crop to be scored.
+SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
@@ -172,7 +173,7 @@ def _psnr_values(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=1)
 def _gaussian_taps() -> tuple[float, ...]:
     """The 11 taps of the normalised 1-D Gaussian (sigma 1.5), as float64 values."""
-    offsets = torch.arange(_SSIM_WINDOW, dtype=torch.float64) - (_SSIM_WINDOW - 1) / 2
+    offsets = torch.arange(SSIM_WINDOW, dtype=torch.float64) - (SSIM_WINDOW - 1) / 2
     window = torch.exp(-offsets.square() / (2.0 * _SSIM_SIGMA**2))
     # fspecial's 2-D Gaussian normalised to sum 1 is the outer product of this normalised 1-D one.
     return tuple((window / window.sum()).tolist())
@@ -194,9 +195,9 @@ def _filter_valid(planes: torch.Tensor, taps: tuple[float, ...], dim: int) -> to
 
 def _ssim_values(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     height, width = x.shape[-2:]
-    if height < _SSIM_WINDOW or width < _SSIM_WINDOW:
+    if height < SSIM_WINDOW or width < SSIM_WINDOW:
         raise ValueError(
-            f"SSIM needs at least {_SSIM_WINDOW}x{_SSIM_WINDOW} pixels after cropping, "
+            f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping, "
             f"got {height}x{width}"
         )
     channels = x.shape[1]

@@ -30,8 +30,8 @@ from torch import nn
 
 from ..errors import SRNASError, TrainingDivergedError
 from ..runtime import atomic_torch_save, resolve_device
-from .data import PatchSampler
 from .losses import get_loss
+from .patches import PatchSampler
 from .validation import ValidationResult, validate
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer"]

@@ -34,8 +34,8 @@ from torch import nn
 
 from ..errors import SRNASError
 from ..runtime import atomic_write_bytes, ieee_float32
-from .data import to_float_tensor
 from .images import read_image, to_rgb
+from .pairs import to_float_tensor
 from .validation import to_uint8_image
 
 __all__ = ["tile_grid", "iter_tiles", "upscale_array", "upscale_file", "save_sr_images", "rgb_to_gray", "write_image",

@@ -4,11 +4,19 @@ Each LR image goes through the model at full size (no patches), the output is cl
 to 8 bit, and PSNR/SSIM are measured on the Y channel with ``scale`` pixels cropped from every
 border (:mod:`srnas_nni.evaluation.metrics`). The set's score is the mean of the per-image scores.
 Gray images are fed to the model replicated to RGB and measured on their single channel.
+
+:func:`validation_batches` yields a data set's images ready for the model (:class:`ValidationImage`);
+:func:`validate` scores a model on them; :func:`super_resolve` runs a model on one ``uint8`` image.
+An image too small to score (:func:`unscorable_reason`) is an error, or is skipped with a
+:class:`~srnas_nni.evaluation.pairs.SkippedImageWarning` when the data set was built with
+``skip_bad=True``; :func:`~srnas_nni.evaluation.data_checks.check_images` finds such images before a
+run by the same rule.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -17,14 +25,48 @@ from torch import nn
 
 from ..errors import DatasetError, ImageReadError
 from ..runtime import ieee_float32
-from .data import SkippedImageWarning, to_float_tensor, validation_batches
 from .images import to_rgb
-from .metrics import sr_metrics
+from .metrics import SSIM_WINDOW, sr_metrics
+from .pairs import SkippedImageWarning, SRPair, to_float_tensor
 
-#: Side of MATLAB's SSIM window: an image must keep this much after the border crop to be scored.
-SSIM_WINDOW = 11
+__all__ = ["ImageScore", "ValidationImage", "ValidationResult", "super_resolve", "to_uint8_image",
+           "unscorable_reason", "validate", "validation_batches"]
 
-__all__ = ["ImageScore", "ValidationResult", "super_resolve", "to_uint8_image", "validate"]
+
+@dataclass(frozen=True, eq=False)
+class ValidationImage:
+    """One whole validation image: feed ``lr`` to the model, score its output against ``hr``.
+
+    ``lr``: float32 ``1x3xhxw`` in [0, 1], RGB (gray images replicated). ``hr``: the data set's
+    ``uint8`` HR image as stored, ``HxW`` for gray or ``HxWx3``; an RGB model output for a gray
+    image is compared on one channel.
+    """
+
+    name: str
+    lr: torch.Tensor
+    hr: np.ndarray
+    path: str
+
+    @property
+    def is_gray(self) -> bool:
+        return self.hr.ndim == 2
+
+
+def validation_batches(dataset: Sequence[SRPair],
+                       device: torch.device | str = "cpu") -> Iterator[ValidationImage]:
+    """The data set's images one at a time, in order, ready for ``model(image.lr)``."""
+    for index in range(len(dataset)):
+        pair = dataset[index]
+        lr = to_float_tensor(to_rgb(pair.lr)[None], device)
+        yield ValidationImage(pair.name, lr, pair.hr, pair.path)
+
+
+def unscorable_reason(width: int, height: int, crop: int) -> str | None:
+    """Why a ``width x height`` HR image cannot be scored with a ``crop``-pixel border crop, or None."""
+    if min(width, height) - 2 * crop < SSIM_WINDOW:
+        return (f"image {width}x{height} is too small to score: SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} "
+                f"pixels after the {crop}-pixel border crop")
+    return None
 
 
 @dataclass(frozen=True)
@@ -84,9 +126,8 @@ def validate(model: nn.Module, dataset, *, device: torch.device | str = "cpu", c
     try:
         for image in images:
             height, width = image.hr.shape[:2]
-            if min(height, width) - 2 * crop < SSIM_WINDOW:
-                reason = (f"image {width}x{height} is too small to score: SSIM needs {SSIM_WINDOW}x{SSIM_WINDOW} "
-                          f"pixels after the {crop}-pixel border crop")
+            reason = unscorable_reason(width, height, crop)
+            if reason is not None:
                 if getattr(dataset, "skip_bad", False):
                     warnings.warn(SkippedImageWarning(f"{image.name}: {reason}; skipped"), stacklevel=2)
                     continue

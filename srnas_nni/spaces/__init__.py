@@ -2,10 +2,11 @@
 
 A name maps to a builder (``get("dlsr", scale=4)``); YAML presets (:data:`srnas_nni.presets.SPACE_PRESETS`,
 ``search_spaces/`` in a clone) name a builder and its arguments (``load_space_preset("dlsr-proxy")``);
-the papers' final architectures are frozen samples, built by :mod:`srnas_nni.spaces.presets`.
+the papers' final architectures are frozen samples, built by :mod:`srnas_nni.spaces.published`.
 
-Each space lives in the module of its name and is imported on first use, so listing the spaces and
-their presets imports neither torch nor NNI.
+Each space (its network and its cost model) lives in the module of its name and is imported on first
+use, so listing the spaces and their presets imports neither torch nor NNI. The supernet forms the
+one-shot strategies build from the spaces' custom modules are in :mod:`srnas_nni.spaces.oneshot`.
 
 Spaces: ``hnas`` (Guo et al., arXiv 2003.04619), ``trilevel`` (Wu et al., 2101.06658), ``hinas``
 (Zhang et al., 2012.13212), ``dlsr`` (Huang et al., 2105.03939), ``deconas`` (Ahn & Cho,

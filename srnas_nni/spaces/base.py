@@ -5,7 +5,7 @@ one attribute, ``self.network``: the whole SR network, written once, with NNI mu
 (``LayerChoice``, :class:`InputSelect`, ``nni.choice`` values, custom mutable modules) where the
 architecture is open. The space's ``forward`` is the network's.
 
-Contract (checked for every registered space by ``tests/test_spaces.py``):
+Contract (checked for every registered space by ``tests/unit/spaces/test_spaces.py``):
 
 * ``scale`` (2, 3 or 4) and ``in_channels = 3`` attributes; RGB LR in [0, 1] -> RGB HR;
 * labels are explicit and read like a path (``normal/node2/op0``, ``up/position``), so a sample
@@ -16,7 +16,9 @@ Contract (checked for every registered space by ``tests/test_spaces.py``):
 * :meth:`SRModelSpace.cost` gives the frozen model's parameters and Mult-Adds (the
   :func:`srnas_nni.evaluation.cost.measure` convention) without building it, exactly and in well
   under 10 ms; the base implementation builds and measures (exact, slow) and spaces override it
-  with a cost model.
+  with a cost model;
+* under NNI's one-shot strategies, the space's custom mutable modules become the supernet forms of
+  :mod:`srnas_nni.spaces.oneshot` (named by :attr:`SRModelSpace.supernet_forms`).
 """
 
 from __future__ import annotations
@@ -30,16 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from ..nni_adapter.oneshot import MixedOperation, freeze_mixed_operation
+from ..study.keys import plain_value
 
-from nni.mutable import Categorical, CategoricalMultiple, SampleValidationError  # noqa: E402
-from nni.mutable import Mutable  # noqa: E402
+from nni.mutable import Categorical, CategoricalMultiple, Mutable, SampleValidationError  # noqa: E402
 from nni.nas.nn.pytorch import ChosenInputs, InputChoice, LayerChoice, ModelSpace  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.operation import MixedOperation  # noqa: E402
 
-__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "DifferentiableChoice", "NNI_MODULE_PREFIX",
-           "frozen_copy", "plain_value"]
+__all__ = ["SRModelSpace", "InputSelect", "SelectedInputs", "SpaceCost", "NNI_MODULE_PREFIX", "frozen_copy"]
 
 #: Frozen models must hold no module whose class comes from here.
 NNI_MODULE_PREFIX = "nni."
@@ -96,35 +95,20 @@ class InputSelect(InputChoice):
         return SelectedInputs(self.choice.freeze(sample), self.reduction)
 
 
-def plain_value(value: Any) -> Any:
-    """numpy scalars (what NNI's samplers draw) -> Python values, so samples survive JSON."""
-    if isinstance(value, (list, tuple)):
-        return [plain_value(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def frozen_copy(module: nn.Module, sample: dict[str, Any]) -> nn.Module:
     """A frozen copy of ``module`` holding only the chosen candidates.
 
     NNI's ``recursive_freeze`` deep-copies a parent with *all* its candidates before swapping the
     frozen children in (a second or more for a paper-size cell); this copies only what is kept.
     Weights are copied, so the frozen model never shares tensors with the space or the supernet
-    (whose one-shot modules freeze weight-preserving).
+    (whose one-shot modules freeze weight-preserving). A supernet's weight-sharing mixed operations
+    freeze through the adapter (:func:`~srnas_nni.nni_adapter.oneshot.freeze_mixed_operation`: NNI's
+    own ``freeze`` fails on them).
     """
     if isinstance(module, LayerChoice):  # also the one-shot forms (subclasses)
         return frozen_copy(module[module.choice.freeze(sample)], sample)
     if isinstance(module, MixedOperation):
-        # NNI's MixedConv2d.freeze loads a ``bias: None`` entry into a bias-free conv and fails;
-        # same weight slicing, without the empty entries.
-        arguments = {**module.init_arguments}
-        arguments.update({name: mutable.freeze(sample) for name, mutable in module.mutable_arguments.items()})
-        # ``bound_type`` is NNI's MutableConv2d; build the plain class it wraps (nn.Conv2d).
-        operation = (getattr(module.bound_type, "_bound_type", None) or module.bound_type)(**arguments)
-        weights = {name: value for name, value in module.freeze_weight(**arguments).items() if value is not None}
-        operation.load_state_dict({name: value.detach().clone() for name, value in weights.items()})
-        return operation
+        return freeze_mixed_operation(module, sample)
     if isinstance(module, Mutable):
         frozen = module.freeze(sample)
         if isinstance(frozen, ChosenInputs):  # what NNI's supernet input modules freeze to
@@ -139,86 +123,31 @@ def frozen_copy(module: nn.Module, sample: dict[str, Any]) -> nn.Module:
 
 
 def _input_select_as_input_choice(module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-    """One-shot hook: NNI's supernet hooks accept exactly ``InputChoice``; ours is one in all but
-    its frozen form, so hand it over as one (None lets the default hooks convert it)."""
+    """One-shot hook, after the space's own: NNI's supernet hooks accept exactly ``InputChoice``; ours
+    is one in all but its frozen form, so hand it over as one (None lets the default hooks convert it)."""
     if type(module) is InputSelect:
         module.__class__ = InputChoice
     return None
 
 
-class DifferentiableChoice(BaseSuperNetModule):
-    """Mixin for the DARTS forms of custom single-choice modules (HNAS position, Trilevel path).
-
-    One logit vector per label (``_arch_alpha``, created by the strategy and found in its memo),
-    turned into mixture weights by the strategy's ``softmax`` (a sparsestmax plugs in here).
-    A subclass is written ``SpaceModule + DifferentiableChoice``: it names its ``Categorical`` in
-    :attr:`relaxed_choice`, builds itself from a ``SpaceModule`` in :meth:`relax` (calling
-    :meth:`_init_relaxation`), and weights its candidates by :meth:`mixture_weights`.
-    """
-
-    _arch_parameter_names: list[str] = ["_arch_alpha"]
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]):
-        if type(module) is not cls.__bases__[0]:
-            return None
-        if module.label not in memo:
-            raise KeyError(f"{module.label}: no architecture logits in the DARTS memo")
-        return cls.relax(module, memo[module.label], mutate_kwargs.get("softmax", nn.Softmax(-1)))
-
-    @classmethod
-    def relax(cls, module: nn.Module, alpha: torch.Tensor, softmax: nn.Module) -> "DifferentiableChoice":
-        raise NotImplementedError
-
-    @property
-    def relaxed_choice(self) -> Categorical:
-        raise NotImplementedError
-
-    def _init_relaxation(self, alpha: torch.Tensor, softmax: nn.Module) -> None:
-        choice = self.relaxed_choice
-        if len(alpha) != len(choice.values):
-            raise ValueError(f"{choice.label}: {len(alpha)} logits for {len(choice.values)} candidates")
-        self._arch_alpha = alpha
-        self._softmax = softmax
-
-    def mixture_weights(self) -> torch.Tensor:
-        return self._softmax(self._arch_alpha)
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        choice = self.relaxed_choice
-        if choice.label in memo:
-            return {}
-        return {choice.label: choice.values[int(torch.argmax(self._arch_alpha).item())]}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        choice = self.relaxed_choice
-        if choice.label in memo:
-            return {}
-        return {choice.label: dict(zip(choice.values, self.mixture_weights().detach().cpu().tolist()))}
-
-    def arch_parameters(self):
-        for name, parameter in self.named_parameters():
-            if name in self._arch_parameter_names:
-                yield parameter
-
-
 class SRModelSpace(ModelSpace):
     """Base class of the SR search spaces (see the module docstring for the contract).
 
-    Spaces with custom mutable modules add their supernet hooks by overriding
-    :meth:`extra_oneshot_hooks` and extending ``super().extra_oneshot_hooks(strategy)``.
+    A space with custom mutable modules names its supernet forms in :attr:`supernet_forms`.
     """
-
-    @classmethod
-    def extra_oneshot_hooks(cls, strategy) -> list:
-        return [_input_select_as_input_choice]
 
     scale: int
     in_channels: int = 3
     network: nn.Module
+    #: The space's row of :data:`srnas_nni.spaces.oneshot.SUPERNET_FORMS` (None: NNI's hooks suffice).
+    supernet_forms: str | None = None
+
+    @classmethod
+    def extra_oneshot_hooks(cls, strategy) -> list:
+        """The mutation hooks NNI's one-shot ``strategy`` runs before its own (NNI calls this)."""
+        from .oneshot import oneshot_hooks
+
+        return oneshot_hooks(cls.supernet_forms, strategy) + [_input_select_as_input_choice]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)

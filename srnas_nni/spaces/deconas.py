@@ -1,5 +1,9 @@
 """DeCoNAS: a densely connected search space for lightweight SR (Ahn & Cho, arXiv 2104.09048).
 
+This module holds the space (the network, its mutable modules) and its cost model
+(:meth:`DeCoNASSpace.cost`); the supernet forms of the dense layers and fusions are in
+:mod:`srnas_nni.spaces.oneshot.deconas`.
+
 The network is RDN-like and only the wiring inside its dense blocks is searched:
 
 * **shallow features**: conv 3x3 (3 -> C), kept for the global residual, then conv 3x3 (C -> C);
@@ -36,19 +40,9 @@ subset -- the empty one included -- is legal and the input width of each branch 
 NNI's multi-trial samplers (random, evolution, RL) handle independent categoricals natively, and
 NNI's one-shot input choices do not support ``n_chosen=None``. The layers are custom mutable
 modules (:class:`DenseLayerSpace`) holding the official ENAS-style weight *slabs*: one C-channel
-slice of weights per candidate input, gathered for the inputs in use. Their one-shot forms
-(installed by :meth:`DeCoNASSpace.extra_oneshot_hooks`):
-
-* ``RandomOneShot`` (and ENAS): :class:`DenseLayerPathSampling` samples the bits (shared labels
-  sample once per step) and runs the gathered slabs -- the official weight-sharing supernet;
-* ``DARTS``: :class:`DenseLayerDifferentiable` relaxes each bit to ``p = softmax(alpha)[1]``:
-  a branch reads every candidate scaled by its ``p``, is active with probability
-  ``1 - prod(1 - p)``, the layer averages branches weighted by that activity and mixes in the
-  empty-layer fallback by the probability that all branches are off. ``export`` keeps the bits
-  whose ``alpha[1] > alpha[0]``.
-
-Freezing a one-shot supernet keeps its weights (the gathered slabs are copied into the plain
-layers).
+slice of weights per candidate input, gathered for the inputs in use. Their one-shot forms (the
+official weight-sharing supernet for ``RandomOneShot``/``ENAS``, a relaxation of each bit for
+``DARTS``/``GumbelDARTS``) are in :mod:`srnas_nni.spaces.oneshot.deconas`.
 
 **Optional fusion search** (``search_fusions=True``, the official ``feature_fusion`` /
 ``rl_search`` option, off by default and in the released model): 4 more bits per level pick which
@@ -80,19 +74,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
-from ..ops import ChannelAttention, MeanShift, SubPixelUpsampler, conv2d
+from ..models.ops import ChannelAttention, MeanShift, SubPixelUpsampler, conv2d
 from . import register_space
 from .base import SpaceCost, SRModelSpace
 
 from nni.mutable import Categorical, SampleValidationError, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import MutableModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 
 __all__ = [
     "BRANCHES", "BIT_ORDER", "DeCoNASSpace", "DeCoNASNetwork", "DenseBlock", "DenseLayer", "BranchOp",
-    "InputFusion", "DenseLayerSpace", "FusionSpace", "DenseLayerPathSampling", "DenseLayerDifferentiable",
-    "FusionPathSampling", "FusionDifferentiable",
+    "InputFusion", "DenseLayerSpace", "FusionSpace",
 ]
 
 #: The three branch ops of a dense layer, in the official bit order.
@@ -228,7 +219,7 @@ def _concat(states: list[torch.Tensor], chosen: Sequence[int]) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Mutable modules (the search space) and their one-shot forms
+# Mutable modules (the search space)
 
 
 def _bit(sample: Mapping[str, Any], bit: Categorical) -> int:
@@ -385,119 +376,6 @@ class FusionSpace(MutableModule):
         return list(self.bits)
 
 
-class _InPlaceSupernet(BaseSuperNetModule):
-    """A supernet class written ``SpaceClass + mixin``: its hook takes over an instance of exactly
-    ``SpaceClass`` in place (same weights), then lets the mixin attach what it needs."""
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict, mutate_kwargs: dict):
-        if type(module) is cls.__bases__[0]:
-            module.__class__ = cls
-            module._become_supernet(memo, mutate_kwargs)
-            return module
-        return None
-
-    def _become_supernet(self, memo: dict, mutate_kwargs: dict) -> None:
-        pass
-
-
-class _BitSampling(_InPlaceSupernet):
-    """Path sampling over binary mutables: shared labels take the memo's value.
-
-    Mixed into :class:`DenseLayerSpace` / :class:`FusionSpace`, which provide ``all_bits`` and
-    ``chosen_inputs`` and run ``self.chosen`` in their forward.
-    """
-
-    def set_sample(self, sample: Mapping[str, Any]) -> None:
-        self.chosen = self.chosen_inputs(sample)
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        result = {}
-        for bit in self.all_bits():
-            if bit.label not in memo and bit.label not in result:
-                result[bit.label] = bit.random()
-        self.set_sample({**memo, **result})
-        return result
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        # As NNI's PathSamplingLayer: a random-sampling supernet has no preferred architecture.
-        return {bit.label: bit.random() for bit in self.all_bits() if bit.label not in memo}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {bit.label: {value: 1.0 / len(bit.values) for value in bit.values}
-                for bit in self.all_bits() if bit.label not in memo}
-
-
-class DenseLayerPathSampling(DenseLayerSpace, _BitSampling):
-    """One-shot (path-sampling) dense layer: sampled bits gather the weight slabs."""
-
-
-class FusionPathSampling(FusionSpace, _BitSampling):
-    """One-shot (path-sampling) fusion."""
-
-
-class _BitDifferentiable(_InPlaceSupernet):
-    """DARTS relaxation of binary mutables: ``p(bit on) = softmax(alpha)[1]`` (alphas shared by label).
-
-    Mixed into the space classes like :class:`_BitSampling`; the alphas come from the strategy's memo.
-    """
-
-    def _become_supernet(self, memo: dict, mutate_kwargs: dict) -> None:
-        self._softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
-        self._arch_alpha = nn.ParameterDict()
-        for bit in self.all_bits():
-            if bit.label not in memo:
-                raise KeyError(f"{bit.label}: no architecture parameter in the DARTS memo")
-            self._arch_alpha[bit.label.replace("/", "__")] = memo[bit.label]
-
-    def probability_on(self, bit: Categorical) -> torch.Tensor:
-        return self._softmax(self._arch_alpha[bit.label.replace("/", "__")])[bit.values.index(1)]
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {bit.label: int(self.probability_on(bit).item() > 0.5) for bit in self.all_bits()
-                if bit.label not in memo}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for bit in self.all_bits():
-            if bit.label not in memo:
-                weights = self._softmax(self._arch_alpha[bit.label.replace("/", "__")]).detach().cpu().tolist()
-                out[bit.label] = dict(zip(bit.values, weights))
-        return out
-
-    def arch_parameters(self) -> Iterable[nn.Parameter]:
-        yield from self._arch_alpha.values()
-
-
-class DenseLayerDifferentiable(DenseLayerSpace, _BitDifferentiable):
-    """DARTS dense layer (see the module docstring for the relaxation)."""
-
-    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
-        outputs, activity = [], []
-        for kind, values in self.bits.items():
-            probs = [self.probability_on(bit) for bit in values]
-            x = torch.cat([p * state for p, state in zip(probs, states)], dim=1)
-            outputs.append(self.branch_forward(kind, x, None))
-            activity.append(1 - torch.prod(torch.stack([1 - p for p in probs])))
-        activity_t = torch.stack(activity)
-        mean = sum(a * out for a, out in zip(activity_t, outputs)) / (activity_t.sum() + 1e-6)
-        all_off = torch.prod(1 - activity_t)
-        out = (1 - all_off) * torch.relu(mean) + all_off * torch.relu(states[-1])
-        return self.attention(out)
-
-
-class FusionDifferentiable(FusionSpace, _BitDifferentiable):
-    """DARTS fusion: each optional input is scaled by its probability of being fused."""
-
-    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
-        n = len(self.bits)
-        scaled = [self.probability_on(bit) * states[i] for i, bit in enumerate(self.bits)] + [states[n]]
-        return F.conv2d(torch.cat(scaled, dim=1), self.weight, self.bias)
-
-
 # --------------------------------------------------------------------------------------------
 # The space
 
@@ -505,6 +383,8 @@ class FusionDifferentiable(FusionSpace, _BitDifferentiable):
 @register_space("deconas")
 class DeCoNASSpace(SRModelSpace):
     """DeCoNAS search space (see the module docstring)."""
+
+    supernet_forms = "deconas"  # the dense layers and the searched fusions
 
     def __init__(self, scale: int = 2, channels: int = 64, num_blocks: int = 4, num_layers: int = 4,
                  branches: Sequence[str] = BRANCHES, dilation: int = 3, attention_reduction: int = 4,
@@ -579,17 +459,6 @@ class DeCoNASSpace(SRModelSpace):
         if len(bits) != len(self._labels_in_order):
             raise ValueError(f"expected {len(self._labels_in_order)} bits, got {len(bits)}")
         return dict(zip(self._labels_in_order, bits))
-
-    @classmethod
-    def extra_oneshot_hooks(cls, strategy) -> list:
-        from nni.nas.strategy import DARTS, RandomOneShot
-
-        hooks = list(super().extra_oneshot_hooks(strategy))
-        if isinstance(strategy, DARTS):  # GumbelDARTS is a DARTS
-            hooks += [DenseLayerDifferentiable.mutate, FusionDifferentiable.mutate]
-        elif isinstance(strategy, RandomOneShot):  # ENAS is a RandomOneShot
-            hooks += [DenseLayerPathSampling.mutate, FusionPathSampling.mutate]
-        return hooks
 
     # -- cost model --------------------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """DLSR: the hierarchical, differentiable SR search space of Huang et al. (arXiv 2105.03939).
 
+This module holds the space (the network, its mutable modules) and its cost model
+(:meth:`DLSRSpace.cost`); the supernet forms of the input fusions are in
+:mod:`srnas_nni.spaces.oneshot.dlsr`.
+
 The network is RFDN's (residual feature distillation network) with two levels left open:
 
 * **Backbone** (fixed): ``conv 3x3 (3 -> channels)`` -> ``num_cells`` distillation cells ->
@@ -39,15 +43,9 @@ Cost: only the three refine ops change the frozen network's size (every input fu
 weights (x cells, x LR pixels for Mult-Adds) to constants computed at construction, with ESA's
 strided and pooled maps sized by the same function the forward pass uses.
 
-One-shot (hooks in :meth:`DLSRSpace.extra_oneshot_hooks`): ``RandomOneShot`` samples paths (NNI's
-``PathSamplingLayer`` for the refine ops, :class:`PathSamplingInputSelect` for the input choices, which
-freezes to our plain :class:`SelectedInputs`); one ``resample`` picks one op per label, so every cell
-runs the same ops. ``DARTS``/``GumbelDARTS`` mix all refine ops (NNI's ``DifferentiableMixedLayer``;
-one alpha per label, so all cells share it as in DLSR's single ``alphas[3, 9]``) and replace each
-:class:`CellInputFusion` by :class:`DifferentiableCellInputFusion`, DLSR's own relaxation: every
-earlier output scaled by its softmax weight, all concatenated, one 1x1 of width ``(k - 1) * channels``;
-export keeps the top 2. Not supported: ``Proxyless`` (NNI has no proxyless form of a concatenating
-multi-input choice) and ``ENAS`` (NNI's ENAS refuses multi-input choices outright).
+One-shot: NNI's forms mix or sample the refine ops (one alpha per label, so all cells share it as in
+DLSR's single ``alphas[3, 9]``); the input fusions have their own supernet forms, DLSR's relaxation of
+the network level for ``DARTS``/``GumbelDARTS`` among them, in :mod:`srnas_nni.spaces.oneshot.dlsr`.
 
 Freezing (the base class's ``frozen_copy``) copies only what the frozen network keeps, so frozen
 networks never share weights with the space or with each other.
@@ -63,7 +61,7 @@ Differences from the official code (``DawnHH/DLSR-PyTorch``, ``models/rfdn_block
   this is the official computation exactly.
 * Input choices are ordinary NNI input choices (:class:`~srnas_nni.spaces.base.InputSelect`); the
   search supernet of the official code (weighted concat of all earlier outputs, a wide 1x1) is the
-  DARTS supermodule here instead of the space itself, so that the space's frozen networks are exactly
+  DARTS supernet form here instead of the space itself, so that the space's frozen networks are exactly
   the retrained ones.
 """
 
@@ -76,21 +74,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from ..models.ops import DistillationCell, PixelShuffleTail, SeparableConv2d, conv2d, esa_map_sizes
+from . import register_space
+from .base import InputSelect, SpaceCost, SRModelSpace
 
 from nni.mutable import CategoricalMultiple, SampleValidationError, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingInput  # noqa: E402
 
-from ..ops import DistillationCell, PixelShuffleTail, SeparableConv2d, conv2d, esa_map_sizes
-from . import register_space
-from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace
-
-__all__ = [
-    "REFINE_OPS", "DLSRSpace", "CellInputFusion", "PathSamplingInputSelect", "DifferentiableCellInputFusion",
-    "make_refine_op",
-]
+__all__ = ["REFINE_OPS", "NUM_STAGES", "DLSRSpace", "CellInputFusion", "make_refine_op", "refine_op_weights"]
 
 #: The nine candidate refine ops of DLSR (``PRIMITIVES`` of the official search code), in its order.
 REFINE_OPS: tuple[str, ...] = (
@@ -189,6 +180,8 @@ class DLSRSpace(SRModelSpace):
 
     See the module docstring for the structure, the labels and what each argument means.
     """
+
+    supernet_forms = "dlsr"  # the input fusions
 
     def __init__(self, scale: int = 2, channels: int = 48, num_cells: int = 6, inputs_per_cell: int = 2,
                  refine_ops: Sequence[str] | None = None, negative_slope: float = 0.05):
@@ -306,120 +299,3 @@ class DLSRSpace(SRModelSpace):
             + self._esa_pooled_weights * pooled_h * pooled_w
         )
         return SpaceCost(params=self._fixed_params + op_weights, multadds=multadds)
-
-    # ------------------------------------------------------------------------------------------
-    # One-shot support
-
-    def extra_oneshot_hooks(self, strategy: Any) -> list:
-        """Hooks for the modules NNI's one-shot strategies do not know (see the module docstring)."""
-        from nni.nas.strategy import DARTS, Proxyless, RandomOneShot
-
-        ours: list = []
-        if isinstance(strategy, DARTS) and not isinstance(strategy, Proxyless):  # DARTS, GumbelDARTS
-            # Replaces the whole fusion (its 1x1 widens), before the input choice inside is visited.
-            ours = [DifferentiableCellInputFusion.mutate]
-        elif isinstance(strategy, RandomOneShot):  # ENAS too, but NNI's ENAS refuses multi-input choices
-            ours = [PathSamplingInputSelect.mutate]
-        return ours + list(super().extra_oneshot_hooks(strategy))
-
-
-# ----------------------------------------------------------------------------------------------
-# Supernet modules
-
-
-class PathSamplingInputSelect(PathSamplingInput):
-    """Path-sampling supermodule of :class:`InputSelect` (NNI's only matches ``InputChoice`` exactly).
-
-    Freezing it (e.g. freezing the mutated space with an exported sample) gives our plain
-    :class:`SelectedInputs`, not NNI's ``ChosenInputs``.
-    """
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is InputSelect:
-            if module.reduction not in ("sum", "mean", "concat"):
-                raise ValueError(f"{module.label}: path sampling supports sum/mean/concat, not {module.reduction!r}")
-            if module.n_chosen is None:
-                raise ValueError(f"{module.label}: path sampling needs a fixed n_chosen")
-            return cls(module.n_candidates, module.n_chosen, module.reduction, module.label)
-        return None
-
-    def freeze(self, sample: dict) -> nn.Module:
-        self.validate(sample)
-        return SelectedInputs(self.choice.freeze(sample), self.reduction)
-
-
-class DifferentiableCellInputFusion(BaseSuperNetModule):
-    """DLSR's relaxed network level: ``LReLU(1x1(concat_j softmax(beta)_j * out_j))`` over all ``k - 1``
-    earlier outputs, with a ``(k - 1) * channels``-wide 1x1 (the official ``RFDN_beta1``).
-
-    ``export`` keeps the ``n_chosen`` largest weights (largest first, DLSR's genotype order);
-    ``freeze`` gives the plain :class:`CellInputFusion` whose 1x1 holds the chosen inputs' columns of
-    the wide 1x1, each scaled by its softmax weight (what those inputs contributed in the supernet).
-    """
-
-    _arch_parameter_names: list[str] = ["_arch_alpha"]
-
-    def __init__(self, choice: CategoricalMultiple, channels: int, alpha: nn.Parameter, softmax: nn.Module,
-                 negative_slope: float = 0.05):
-        super().__init__()
-        self.choice = self.add_mutable(choice)
-        self.n_candidates = len(choice.values)
-        self.n_chosen = int(choice.n_chosen)
-        self.channels = channels
-        self._arch_alpha = alpha
-        self._softmax = softmax
-        self.fuse = nn.Conv2d(self.n_candidates * channels, channels, 1)
-        self.negative_slope = negative_slope
-
-    @property
-    def label(self) -> str:
-        return self.choice.label
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is CellInputFusion and isinstance(module.select, InputSelect):
-            label = module.select.label
-            if label not in memo:
-                raise KeyError(f"input choice {label} has no architecture parameter in the memo")
-            softmax = mutate_kwargs.get("softmax", nn.Softmax(-1))
-            return cls(module.select.choice, module.fuse.out_channels, memo[label], softmax, module.negative_slope)
-        return None
-
-    def forward(self, earlier: list[torch.Tensor]) -> torch.Tensor:
-        if len(earlier) != self.n_candidates:
-            raise ValueError(f"{self.label}: expected {self.n_candidates} inputs, got {len(earlier)}")
-        weights = self._softmax(self._arch_alpha)
-        mixed = torch.cat([w * x for w, x in zip(weights, earlier)], dim=1)
-        return F.leaky_relu(self.fuse(mixed), self.negative_slope)
-
-    def _top(self) -> list[int]:
-        return torch.argsort(self._arch_alpha.detach(), descending=True)[: self.n_chosen].tolist()
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}  # differentiable: nothing to sample
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {} if self.label in memo else {self.label: self._top()}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        return {self.label: dict(enumerate(self._softmax(self._arch_alpha).detach().cpu().tolist()))}
-
-    def arch_parameters(self):
-        for name, parameter in self.named_parameters():
-            if name in self._arch_parameter_names:
-                yield parameter
-
-    def freeze(self, sample: dict) -> nn.Module:
-        self.validate(sample)
-        chosen = [int(i) for i in self.choice.freeze(sample)]
-        weights = self._softmax(self._arch_alpha).detach()
-        c = self.channels
-        fuse = nn.Conv2d(len(chosen) * c, c, 1)
-        with torch.no_grad():
-            blocks = [self.fuse.weight[:, i * c:(i + 1) * c] * weights[i] for i in chosen]
-            fuse.weight.copy_(torch.cat(blocks, dim=1))
-            fuse.bias.copy_(self.fuse.bias)
-        return CellInputFusion(SelectedInputs(chosen, "concat"), fuse, self.negative_slope)

@@ -1,5 +1,9 @@
 """HiNAS: hierarchical (cell + width) search space for SR (Zhang et al., arXiv 2012.13212, IJCV 2022).
 
+This module holds the space (the network, its mutable modules) and its cost model
+(:meth:`HiNASSpace.cost`); the supernet forms of the trellis and the nodes are in
+:mod:`srnas_nni.spaces.oneshot.hinas`.
+
 The network::
 
     LR ──head──► stem ──► [cell layer 0] ──router──► [cell layer 1] ──► ... ──tail──► (+) ──► HR
@@ -42,22 +46,9 @@ as the paper masks those router outputs. The space size counts those duplicates.
 Frozen form: a plain chain ``head -> (router, cell) x num_layers -> tail`` at the decoded widths,
 routers being conv1x1 [+ BN] where the width changes and nothing otherwise.
 
-One-shot support (:meth:`HiNASSpace.extra_oneshot_hooks`):
-
-* ``RandomOneShot``: :class:`WidthTrellisPathSampling` samples one width path (consistent with the
-  memo) and runs only its cells; op choices use NNI's path sampling, ``inputs`` (which returns two
-  tensors) :class:`InputSelectPathSampling`.
-* ``DARTS`` (and ``GumbelDARTS``): :class:`WidthTrellisDifferentiable` is the paper's supernet:
-  every reachable (layer, width) cell, each cell's input the beta-weighted sum of the router
-  outputs arriving at its width, summed *before* the cell so each (layer, width) cell runs once
-  (cell sharing); the path is exported by Viterbi over the transition probabilities from level 0.
-  :class:`HiNASNodeDifferentiable` mixes every earlier state with every op (plus ``zero``, as
-  DARTS's ``none``) with one alpha per edge shared by all the widths of a layer (LWAS); export
-  keeps the top-2 edges per node by their best non-zero op weight, then that op.
-
-Either supernet's ``freeze(exported)`` gives the plain chain with the supernet's trained weights
-for the chosen path and ops (``space.freeze`` gives fresh weights for the same architecture).
-``Proxyless`` is not supported (no hook: NNI's check names the trellis).
+One-shot: every reachable (layer, width) cell in one supernet (path sampling for ``RandomOneShot``,
+the paper's weighted trellis with cell sharing and Viterbi export for ``DARTS``/``GumbelDARTS``); those
+supernet forms are in :mod:`srnas_nni.spaces.oneshot.hinas`.
 
 What differs from the official code (``hkzhang91/HiNAS``) and why:
 
@@ -76,28 +67,23 @@ What differs from the official code (``hkzhang91/HiNAS``) and why:
 from __future__ import annotations
 
 import math
-import random
 from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
-from ..evaluation.imresize import imresize
-from ..ops import SeparableConv2d, Zero, conv2d
+from ..nni_adapter.oneshot import current_model
+from ..models.imresize import imresize
+from ..models.ops import SeparableConv2d, Zero, conv2d
 from . import register_space
-from .base import InputSelect, SelectedInputs, SpaceCost, SRModelSpace, frozen_copy
+from .base import InputSelect, SpaceCost, SRModelSpace, frozen_copy
 
 from nni.mutable import Categorical, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice, MutableModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.sampling import PathSamplingInput  # noqa: E402
-from nni.nas.space import current_model  # noqa: E402
 
 __all__ = [
-    "OP_NAMES", "DEFAULT_OPS", "WIDTH_MOVES", "HiNASSpace", "HiNASCell", "HiNASNode", "WidthTrellis",
-    "WidthPathBody", "WidthTrellisPathSampling", "WidthTrellisDifferentiable", "HiNASNodeDifferentiable",
-    "InputSelectPathSampling", "decode_width_path",
+    "OP_NAMES", "DEFAULT_OPS", "WIDTH_MOVES", "LEVEL_STEPS", "HiNASSpace", "HiNASCell", "HiNASNode", "WidthTrellis",
+    "WidthPathBody", "decode_width_path", "move_between", "freeze_width_path", "make_op", "op_cost",
 ]
 
 OP_NAMES: tuple[str, ...] = ("conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
@@ -105,7 +91,7 @@ OP_NAMES: tuple[str, ...] = ("conv_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_co
 #: The derived cell never keeps 'zero' (DARTS drops 'none' when deriving), so it is not a choice by default.
 DEFAULT_OPS: tuple[str, ...] = OP_NAMES[:-1]
 WIDTH_MOVES: tuple[str, ...] = ("narrower", "same", "wider")
-_STEP = {"narrower": -1, "same": 0, "wider": 1}
+LEVEL_STEPS = {"narrower": -1, "same": 0, "wider": 1}
 LEAKY_SLOPE = 0.2
 
 
@@ -271,12 +257,12 @@ def decode_width_path(moves: Sequence[str], num_levels: int) -> list[int]:
     """Width level per layer from the per-layer moves, starting at level 0 (moves off the trellis keep the level)."""
     level, levels = 0, []
     for move in moves:
-        level = min(num_levels - 1, max(0, level + _STEP[move]))
+        level = min(num_levels - 1, max(0, level + LEVEL_STEPS[move]))
         levels.append(level)
     return levels
 
 
-def _move_between(source: int, target: int) -> str:
+def move_between(source: int, target: int) -> str:
     return WIDTH_MOVES[target - source + 1]
 
 
@@ -341,7 +327,7 @@ class WidthTrellis(MutableModule):
 
     A custom mutable module: its decisions are ``outer/layer{l}/width`` (registered with
     ``add_mutable``); frozen (``freeze`` or a model context), it is a :class:`WidthPathBody`. One-shot
-    strategies replace it with :class:`WidthTrellisPathSampling` or :class:`WidthTrellisDifferentiable`.
+    strategies replace it with one of its supernet forms (:mod:`srnas_nni.spaces.oneshot.hinas`).
     """
 
     def __init__(self, num_layers: int, node_widths: Sequence[int], num_nodes: int, ops: Sequence[str],
@@ -382,15 +368,16 @@ class WidthTrellis(MutableModule):
 
     def freeze(self, sample: dict[str, Any]) -> WidthPathBody:
         self.validate(sample)
-        return _freeze_path(self, sample)
+        return freeze_width_path(self, sample)
 
     def forward(self, stem: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("the HiNAS width trellis runs after freeze(sample) or as a one-shot supernet "
                            "(RandomOneShot / DARTS), not as a raw model space")
 
 
-def _freeze_path(trellis: WidthTrellis | _TrellisSupernet, sample: dict[str, Any]) -> WidthPathBody:
-    """The chain of the sampled path, with copies of the trellis's own weights for it."""
+def freeze_width_path(trellis: WidthTrellis, sample: dict[str, Any]) -> WidthPathBody:
+    """The chain of the sampled path, with copies of the weights of ``trellis`` (or of one of its supernet
+    forms, which hold its modules) for it."""
     levels = decode_width_path([choice.freeze(sample) for choice in trellis.width_choices],
                                trellis.layout.num_levels)
     routers, cells = [], []
@@ -410,344 +397,6 @@ def _width_choices(num_layers: int) -> list[Categorical]:
             with label_scope(f"layer{layer}"):
                 choices.append(Categorical(list(WIDTH_MOVES), label="width"))
     return choices
-
-
-class _TrellisSupernet(BaseSuperNetModule):
-    """What both one-shot versions of :class:`WidthTrellis` share: its modules and labels."""
-
-    def __init__(self, trellis: WidthTrellis):
-        super().__init__()
-        self.init_kwargs = dict(trellis.init_kwargs)
-        self.layout = trellis.layout
-        self.width_choices = [self.add_mutable(choice) for choice in trellis.width_choices]
-        self.labels = [choice.label for choice in self.width_choices]
-        self.routers = trellis.routers
-        self.cells = trellis.cells
-        self.tails = trellis.tails
-
-    def _step(self, layer: int, source: int, level: int, previous_output: torch.Tensor,
-              previous_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cell input and the preprocessed s1 of cell (layer, level) coming from ``source``."""
-        cell_input = self.routers[f"{layer}_{source}_{level}"](previous_output)
-        s1 = self.cells[f"{layer}_{level}"].preprocess1[str(source)](previous_input)
-        return cell_input, s1
-
-    def freeze(self, sample: dict[str, Any]) -> WidthPathBody:
-        """The sampled path as a plain chain, keeping the supernet's trained weights."""
-        self.validate(sample)
-        return _freeze_path(self, sample)
-
-
-class WidthTrellisPathSampling(_TrellisSupernet):
-    """RandomOneShot version: one width path per ``resample``, only its cells run."""
-
-    def __init__(self, trellis: WidthTrellis):
-        super().__init__(trellis)
-        self._levels: list[int] | None = None
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is WidthTrellis:
-            return cls(module)
-
-    def _random_moves(self, memo: dict[str, Any]) -> dict[str, str]:
-        """Moves for the labels not in ``memo``, uniformly among the moves that stay on the trellis."""
-        sampled, level = {}, 0
-        for label in self.labels:
-            if label in memo:
-                move = memo[label]
-            else:
-                move = random.choice([m for m in WIDTH_MOVES if 0 <= level + _STEP[m] < self.layout.num_levels])
-                sampled[label] = move
-            level = min(self.layout.num_levels - 1, max(0, level + _STEP[move]))
-        return sampled
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        sampled = self._random_moves(memo)
-        self._levels = decode_width_path([memo.get(label, sampled.get(label)) for label in self.labels],
-                                         self.layout.num_levels)
-        return sampled
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return self._random_moves(memo)
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def forward(self, stem: torch.Tensor) -> torch.Tensor:
-        if self._levels is None:
-            raise RuntimeError("resample() the supernet before running it")
-        previous_output, previous_input, source = stem, stem, 0
-        for layer, level in enumerate(self._levels):
-            cell_input, s1 = self._step(layer, source, level, previous_output, previous_input)
-            previous_output = self.cells[f"{layer}_{level}"](cell_input, s1)
-            previous_input, source = cell_input, level
-        return self.tails[str(self._levels[-1])](previous_output)
-
-
-class WidthTrellisDifferentiable(_TrellisSupernet):
-    """DARTS version: the weighted trellis with cell sharing, Viterbi export.
-
-    ``beta[l][v]`` (arch parameters) are the logits of the moves of the router from level ``v`` of
-    layer ``l - 1`` (the stem for ``l = 0``); moves off the trellis or to unreachable levels are
-    masked out of the softmax (the paper masks them with -50).
-    """
-
-    def __init__(self, trellis: WidthTrellis, softmax: nn.Module):
-        super().__init__(trellis)
-        self._softmax = softmax
-        self._arch_beta = nn.ParameterDict({
-            f"{layer}_{source}": nn.Parameter(torch.randn(len(WIDTH_MOVES)) * 1e-3)
-            for layer in range(self.layout.num_layers) for source in self.layout.reachable[layer - 1]
-        })
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is WidthTrellis:
-            return cls(module, mutate_kwargs.get("softmax", nn.Softmax(-1)))
-
-    def arch_parameters(self) -> Iterable[nn.Parameter]:
-        yield from self._arch_beta.values()
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}  # nothing to sample: every path is weighted
-
-    def transition_probs(self) -> dict[tuple[int, int], dict[int, torch.Tensor]]:
-        """``{(layer, source): {target level: probability}}`` over the allowed moves."""
-        out = {}
-        for layer in range(self.layout.num_layers):
-            for source in self.layout.reachable[layer - 1]:
-                targets = self.layout.targets(layer, source)
-                logits = self._arch_beta[f"{layer}_{source}"]
-                picked = torch.stack([logits[target - source + 1] for target in targets])
-                probs = self._softmax(picked)
-                out[(layer, source)] = {target: probs[i] for i, target in enumerate(targets)}
-        return out
-
-    def label_probabilities(self) -> dict[str, torch.Tensor]:
-        """Differentiable move probabilities of each width label, from the source level the Viterbi
-        path takes into that layer (0 for moves off the trellis), in ``WIDTH_MOVES`` order."""
-        levels = self.viterbi_levels()
-        probs = self.transition_probs()
-        out = {}
-        for i, label in enumerate(self.labels):
-            source = levels[i - 1] if i else 0
-            by_move = {_move_between(source, target): p for target, p in probs[(i, source)].items()}
-            zero = next(iter(by_move.values())) * 0
-            out[label] = torch.stack([by_move.get(move, zero) for move in WIDTH_MOVES])
-        return out
-
-    def forward(self, stem: torch.Tensor) -> torch.Tensor:
-        probs = self.transition_probs()
-        outputs, inputs = {0: stem}, {0: stem}
-        for layer in range(self.layout.num_layers):
-            new_outputs, new_inputs = {}, {}
-            for level in self.layout.reachable[layer]:
-                cell_input = s1 = None
-                for source in self.layout.sources(layer, level):
-                    if source not in outputs:
-                        continue  # that level got no weight in the previous layer
-                    weight = probs[(layer, source)][level]
-                    if not bool(weight.detach() != 0):
-                        continue  # exactly-zero transition (sparse relaxation): not computed
-                    x, s = self._step(layer, source, level, outputs[source], inputs[source])
-                    cell_input = weight * x if cell_input is None else cell_input + weight * x
-                    s1 = weight * s if s1 is None else s1 + weight * s
-                if cell_input is None:
-                    continue
-                # Cell sharing: the weighted inputs are summed first, the cell runs once.
-                new_outputs[level] = self.cells[f"{layer}_{level}"](cell_input, s1)
-                new_inputs[level] = cell_input
-            outputs, inputs = new_outputs, new_inputs
-        result = None
-        for level, features in outputs.items():
-            image = self.tails[str(level)](features)
-            result = image if result is None else result + image
-        return result
-
-    def viterbi_levels(self) -> list[int]:
-        """The most likely width path from level 0 under the transition probabilities."""
-        with torch.no_grad():
-            probs = self.transition_probs()
-            score, back = {0: 0.0}, []
-            for layer in range(self.layout.num_layers):
-                new_score, pointers = {}, {}
-                for level in self.layout.reachable[layer]:
-                    best = max(self.layout.sources(layer, level),
-                               key=lambda v: score[v] + math.log(float(probs[(layer, v)][level]) + 1e-30))
-                    new_score[level] = score[best] + math.log(float(probs[(layer, best)][level]) + 1e-30)
-                    pointers[level] = best
-                score = new_score
-                back.append(pointers)
-        level = max(score, key=score.get)
-        levels = [level]
-        for pointers in reversed(back[1:]):
-            level = pointers[level]
-            levels.append(level)
-        return levels[::-1]
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if all(label in memo for label in self.labels):
-            return {}
-        levels = self.viterbi_levels()
-        return {label: _move_between(levels[i - 1] if i else 0, levels[i])
-                for i, label in enumerate(self.labels) if label not in memo}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        """Move probabilities of each layer's router on the Viterbi path."""
-        levels = self.viterbi_levels()
-        probs = self.transition_probs()
-        out = {}
-        for i, label in enumerate(self.labels):
-            if label in memo:
-                continue
-            source = levels[i - 1] if i else 0
-            out[label] = {move: 0.0 for move in WIDTH_MOVES}
-            for target, p in probs[(i, source)].items():
-                out[label][_move_between(source, target)] = float(p.detach())
-        return out
-
-
-# --------------------------------------------------------------------------------------------
-# One-shot versions of the inner space
-
-
-class InputSelectPathSampling(PathSamplingInput):
-    """Path sampling for :class:`InputSelect` with ``reduction='none'`` (the picked tensors as a
-    list, in sample order): NNI's ``PathSamplingInput`` only reduces (sum/mean/concat), and its hook
-    takes the exact ``InputChoice`` class only. Frozen, it is our plain ``SelectedInputs``."""
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if isinstance(module, InputSelect):
-            if module.n_chosen is None:
-                raise ValueError("InputSelect with n_chosen=None has no path-sampling version")
-            return cls(module.n_candidates, module.n_chosen, module.reduction, module.label)
-
-    def _reduction(self, items: list[Any], sampled: list[Any]) -> Any:
-        if self.reduction == "none":
-            return list(items)
-        return super()._reduction(items, sampled)
-
-    def freeze(self, sample: dict[str, Any]) -> SelectedInputs:
-        self.validate(sample)
-        return SelectedInputs(self.choice.freeze(sample), self.reduction)
-
-
-class HiNASNodeDifferentiable(BaseSuperNetModule):
-    """DARTS version of :class:`HiNASNode`: every earlier state through every op (plus ``zero``).
-
-    One alpha per (layer, node, edge), kept in the hook memo under ``layer{l}/node{i}/edge{k}`` so
-    that every width copy of the layer uses the same one (LWAS). Export: the two edges with the
-    largest non-zero op weight, and that op on each.
-    """
-
-    def __init__(self, node: HiNASNode, alphas: list[nn.Parameter], softmax: nn.Module):
-        super().__init__()
-        self.inputs_choice = self.add_mutable(node.inputs.choice)
-        self.op_choices = [self.add_mutable(node.op0.choice), self.add_mutable(node.op1.choice)]
-        self.inputs_label = node.inputs.label
-        self.op_labels = [node.op0.label, node.op1.label]
-        self.choice_ops = list(node.op_names)
-        self.edge_ops = self.choice_ops + ([] if "zero" in self.choice_ops else ["zero"])
-        self.edges = nn.ModuleList(
-            nn.ModuleDict({name: make_op(name, node.channels, node.batch_norm)
-                           for name in self.edge_ops if name != "zero"})
-            for _ in range(node.num_states)
-        )
-        self._arch_alpha = nn.ParameterList(alphas)
-        self._softmax = softmax
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is HiNASNode and isinstance(module.inputs, InputSelect):
-            prefix = str(module.inputs.label).rsplit("/", 1)[0]
-            n_ops = len(module.op_names) + (0 if "zero" in module.op_names else 1)
-            alphas = []
-            for k in range(module.num_states):
-                key = f"{prefix}/edge{k}"
-                if key not in memo:
-                    memo[key] = nn.Parameter(torch.randn(n_ops) * 1e-3)
-                alphas.append(memo[key])
-            return cls(module, alphas, mutate_kwargs.get("softmax", nn.Softmax(-1)))
-
-    def arch_parameters(self) -> Iterable[nn.Parameter]:
-        yield from self._arch_alpha
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
-        total = None
-        for state, ops, alpha in zip(states, self.edges, self._arch_alpha):
-            weights = self._softmax(alpha)
-            active = (weights.detach() != 0).tolist()
-            for index, op_name in enumerate(self.edge_ops):
-                if op_name == "zero" or not active[index]:
-                    continue  # 'zero' adds nothing; an exactly-zero weight (sparse relaxation) is skipped
-                term = weights[index] * ops[op_name](state)
-                total = term if total is None else total + term
-        if total is None:  # every op of every edge weighs exactly 0 (or is 'zero'): the node outputs 0
-            total = torch.zeros_like(states[0])
-        return total
-
-    def label_probabilities(self) -> dict[str, torch.Tensor]:
-        """Differentiable distributions of this node's labels for an expected-cost penalty.
-
-        ``inputs``: each edge's strongest non-``zero`` op weight, normalised over the edges;
-        ``op{j}``: the op weights of the j-th currently exported edge, normalised over the node's
-        choice ops (``zero`` is never a derived op unless it is one of them).
-        """
-        kept = self.export({})[self.inputs_label]
-        strengths, per_edge = [], []
-        for alpha in self._arch_alpha:
-            weights = self._softmax(alpha)
-            non_zero = torch.stack([weights[i] for i, name in enumerate(self.edge_ops) if name != "zero"])
-            strengths.append(non_zero.max())
-            choice = torch.stack([weights[self.edge_ops.index(name)] for name in self.choice_ops])
-            per_edge.append(choice / choice.sum().clamp_min(1e-12))
-        strength = torch.stack(strengths)
-        out = {self.inputs_label: strength / strength.sum().clamp_min(1e-12)}
-        for label, edge in zip(self.op_labels, kept):
-            out[label] = per_edge[edge]
-        return out
-
-    def _edge_strengths(self) -> list[tuple[float, str]]:
-        """Per edge: (best non-zero op weight, that op)."""
-        out = []
-        with torch.no_grad():
-            for alpha in self._arch_alpha:
-                weights = self._softmax(alpha)
-                best = max((float(weights[i]), name) for i, name in enumerate(self.edge_ops) if name != "zero")
-                out.append(best)
-        return out
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.inputs_label in memo:
-            return {}
-        strengths = self._edge_strengths()
-        kept = sorted(sorted(range(len(strengths)), key=lambda k: -strengths[k][0])[:2])
-        result: dict[str, Any] = {self.inputs_label: kept}
-        for label, edge in zip(self.op_labels, kept):
-            result[label] = strengths[edge][1]
-        return result
-
-    def freeze(self, sample: dict[str, Any]) -> HiNASNode:
-        """A plain node with the sampled edges' trained ops (weights kept)."""
-        self.validate(sample)
-        chosen = self.inputs_choice.freeze(sample)
-        ops = []
-        for edge, choice in zip(chosen, self.op_choices):
-            name = choice.freeze(sample)
-            ops.append(Zero() if name == "zero" else self.edges[edge][name])
-        return HiNASNode.assemble(SelectedInputs(chosen, "none"), *ops)
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.inputs_label in memo:
-            return {}
-        strengths = self._edge_strengths()
-        total = sum(s for s, _ in strengths) or 1.0
-        return {self.inputs_label: {k: s / total for k, (s, _) in enumerate(strengths)}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,6 +432,8 @@ class HiNASSpace(SRModelSpace):
         ops: op names the nodes choose from (default: all but ``zero``).
         batch_norm: BN after convs as in the code (``False``: biases instead).
     """
+
+    supernet_forms = "hinas"  # the width trellis and the nodes
 
     def __init__(self, scale: int = 2, base_width: int = 16, num_layers: int = 2, num_nodes: int = 3,
                  width_factors: Sequence[float] = (1.0, 1.5, 2.0), stem_channels: int = 64,
@@ -820,25 +471,13 @@ class HiNASSpace(SRModelSpace):
                             self.scale)
         return HiNASNetwork(head, body, self.scale)
 
-    # ---- one-shot ------------------------------------------------------------------------
+    # ---- controller levels -----------------------------------------------------------------
 
     def controller_levels(self) -> dict[str, list[str]]:
         """The layer cells first, the outer (width-path) level last (conditioned on the cells)."""
         levels = super().controller_levels()
         levels["outer"] = levels.pop("outer")
         return levels
-
-    @classmethod
-    def extra_oneshot_hooks(cls, strategy) -> list:
-        from nni.nas.strategy import DARTS, Proxyless, RandomOneShot
-
-        # Ours first: the base class's hooks (if any) must not see what these replace.
-        inherited = list(super().extra_oneshot_hooks(strategy)) if hasattr(super(), "extra_oneshot_hooks") else []
-        if isinstance(strategy, DARTS) and not isinstance(strategy, Proxyless):  # DARTS, GumbelDARTS
-            return [WidthTrellisDifferentiable.mutate, HiNASNodeDifferentiable.mutate] + inherited
-        if isinstance(strategy, RandomOneShot):  # RandomOneShot, ENAS
-            return [WidthTrellisPathSampling.mutate, InputSelectPathSampling.mutate] + inherited
-        return inherited
 
     # ---- cost model ----------------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """HNAS: hierarchical search over cells and the upsampling position (Guo et al., arXiv 2003.04619).
 
+This module holds the space (the network, its mutable modules) and its cost model
+(:meth:`HNASSpace.cost`); the supernet forms of the upsampling position are in
+:mod:`srnas_nni.spaces.oneshot.hnas`.
+
 Network (official code ``guoyongcs/HNAS-SR``, ``src/model/arch.py``)::
 
     mean shift -> stem conv3x3 (3 -> 4C, no bias) -> L cells -> conv3x3 (4C -> 3) -> mean shift back
@@ -19,9 +23,8 @@ Levels and labels (all values JSON-friendly):
 * ``up/node{i}/input{j}`` and ``up/node{i}/op{j}``: the upsampling cell.
 * ``up/position`` (int in ``0 .. L-1``): the index of the upsampling cell in the stack, owned by
   :class:`UpsamplingPosition`, a custom mutable module that builds the plain cell stack when frozen
-  and has its own supernet forms (:class:`UpsamplingPositionPathSampling` for RandomOneShot/ENAS,
-  :class:`UpsamplingPositionDifferentiable` for DARTS/GumbelDARTS), registered through
-  :meth:`HNASSpace.extra_oneshot_hooks`.
+  and has its own supernet forms (path sampling for RandomOneShot/ENAS, a relaxation for
+  DARTS/GumbelDARTS; :mod:`srnas_nni.spaces.oneshot.hnas`).
 
 Ops, with the official definitions (no BatchNorm anywhere in the retrained network):
 
@@ -46,7 +49,7 @@ Differences from the official code, and why:
 
 * x3 ``deconvolution`` uses kernel 3, stride 3, padding 0 (the official padding 1 gives ``3H - 2``
   pixels, which cannot be summed with the other x3 edges); x2 and x4 are the official layers.
-* The mean shifts are fixed buffers (:class:`~srnas_nni.ops.MeanShift`), not EDSR's two 3x3x1x1
+* The mean shifts are fixed buffers (:class:`~srnas_nni.models.ops.MeanShift`), not EDSR's two 3x3x1x1
   convolutions with bias: the official parameter count includes those 24 frozen numbers.
 * The upsampling cell is computed once and its output used as both ``s0`` and ``s1`` (the official
   forward calls it twice on the same inputs, which gives the same tensors at twice the cost).
@@ -65,18 +68,19 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
-from ..ops import RCAB, Interpolate, MeanShift, SeparableConv2d, SubPixelUpsampler, TransposedConvUpsampler, conv2d
+from ..nni_adapter.oneshot import BaseSuperNetModule
+from ..models.ops import (
+    RCAB, Interpolate, MeanShift, SeparableConv2d, SubPixelUpsampler, TransposedConvUpsampler, conv2d,
+)
 from . import register_space
-from .base import DifferentiableChoice, InputSelect, SpaceCost, SRModelSpace
+from .base import InputSelect, SpaceCost, SRModelSpace
 
 from nni.mutable import Categorical, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice, MutableModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
 
 __all__ = [
     "NORMAL_OPS", "UPSAMPLING_OPS", "HNASSpace", "HNASCell", "CellStack", "CellEdge", "SearchableEdge",
-    "UpsamplingPosition", "UpsamplingPositionPathSampling", "UpsamplingPositionDifferentiable",
+    "UpsamplingPosition", "run_cells_from",
 ]
 
 NORMAL_OPS: tuple[str, ...] = ("rcab", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -264,8 +268,9 @@ class CellStack(nn.Module):
 # The network-level choice
 
 
-def _run_from(normal_cells: Sequence[nn.Module], start: int, s0: torch.Tensor, s1: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def run_cells_from(normal_cells: Sequence[nn.Module], start: int, s0: torch.Tensor, s1: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``normal_cells[start:]`` on the cell inputs ``(s0, s1)``; the last two outputs."""
     for cell in normal_cells[start:]:
         s0, s1 = s1, cell(s0, s1)
     return s0, s1
@@ -296,9 +301,9 @@ class UpsamplingPosition(MutableModule):
         return len(self.normal_cells) + 1
 
     def run(self, x: torch.Tensor, position: int) -> torch.Tensor:
-        s0, s1 = _run_from(list(self.normal_cells)[:position], 0, x, x)
+        s0, s1 = run_cells_from(list(self.normal_cells)[:position], 0, x, x)
         out = self.upsampling_cell(s0, s1)
-        return _run_from(list(self.normal_cells), position, out, out)[1]
+        return run_cells_from(list(self.normal_cells), position, out, out)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x, int(self.position.default()))
@@ -309,71 +314,6 @@ class UpsamplingPosition(MutableModule):
         normal = [cell.freeze(sample) for cell in self.normal_cells]
         cells = normal[:position] + [self.upsampling_cell.freeze(sample)] + normal[position:]
         return CellStack(cells, position)
-
-
-class UpsamplingPositionPathSampling(UpsamplingPosition, BaseSuperNetModule):
-    """Path sampling (RandomOneShot, ENAS): each step runs the stack at one sampled position."""
-
-    def __init__(self, normal_cells: Sequence[HNASCell], upsampling_cell: HNASCell, position: Categorical):
-        super().__init__(normal_cells, upsampling_cell, position)
-        self._sampled: int | None = None
-
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is UpsamplingPosition:
-            return cls(list(module.normal_cells), module.upsampling_cell, module.position)
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        self._sampled = memo[self.label] if self.label in memo else self.position.random()
-        return {self.label: self._sampled}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        return {} if self.label in memo else {self.label: self.position.random()}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._sampled is None:
-            raise RuntimeError("resample() the supernet before running it")
-        return self.run(x, int(self._sampled))
-
-
-class UpsamplingPositionDifferentiable(UpsamplingPosition, DifferentiableChoice):
-    """DARTS relaxation: ``sum_p softmax(alpha)_p * stack_p(x)`` over every position ``p``.
-
-    The LR prefix (normal cells before the upsampling cell) is shared by all positions, so one
-    forward costs ``L - 1`` LR cells, ``L`` upsampling cells and ``(L - 1) L / 2`` HR cells.
-    """
-
-    def __init__(self, normal_cells: Sequence[HNASCell], upsampling_cell: HNASCell, position: Categorical,
-                 alpha: torch.Tensor, softmax: nn.Module):
-        super().__init__(normal_cells, upsampling_cell, position)
-        self._init_relaxation(alpha, softmax)
-
-    @property
-    def relaxed_choice(self) -> Categorical:
-        return self.position
-
-    @classmethod
-    def relax(cls, module, alpha, softmax):
-        return cls(list(module.normal_cells), module.upsampling_cell, module.position, alpha, softmax)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.mixture_weights()
-        # Positions whose weight is exactly 0 (sparse relaxations) are not computed; the shared LR
-        # prefix runs only as far as the last active position.
-        active = (weights.detach() != 0).tolist()
-        s0, s1 = x, x
-        total = None
-        for position in range(self.num_cells):
-            if not any(active[position:]):
-                break
-            if position > 0:
-                s0, s1 = s1, self.normal_cells[position - 1](s0, s1)
-            if not active[position]:
-                continue
-            up = self.upsampling_cell(s0, s1)
-            out = _run_from(list(self.normal_cells), position, up, up)[1]
-            total = weights[position] * out if total is None else total + weights[position] * out
-        return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,6 +331,8 @@ def _check_ops(ops: Sequence[str], allowed: Sequence[str], what: str) -> list[st
 @register_space("hnas")
 class HNASSpace(SRModelSpace):
     """The HNAS space (see the module docstring)."""
+
+    supernet_forms = "hnas"
 
     def __init__(self, scale: int = 2, channels: int = 64, layers: int = 12, num_nodes: int = 4,
                  normal_ops: Sequence[str] = NORMAL_OPS, upsampling_ops: Sequence[str] = UPSAMPLING_OPS):
@@ -427,19 +369,6 @@ class HNASSpace(SRModelSpace):
         labels = list(self.simplify())
         cell = lambda prefix: [label for label in labels if label.startswith(prefix + "/node")]  # noqa: E731
         return {"normal": cell("normal"), "up": cell("up"), "up/position": ["up/position"]}
-
-    @classmethod
-    def extra_oneshot_hooks(cls, strategy) -> list:
-        from nni.nas.strategy import DARTS, Proxyless, RandomOneShot
-
-        hooks = super().extra_oneshot_hooks(strategy)
-        if isinstance(strategy, Proxyless):
-            return hooks  # no proxyless form of the position choice: NNI's no_default_hook reports it
-        if isinstance(strategy, DARTS):  # DARTS, GumbelDARTS
-            return hooks + [UpsamplingPositionDifferentiable.mutate]
-        if isinstance(strategy, RandomOneShot):  # RandomOneShot, ENAS
-            return hooks + [UpsamplingPositionPathSampling.mutate]
-        return hooks
 
     # ----------------------------------------------------------------------------------------
     # Cost model: per-op (params, MACs per pixel of the op's input, MACs independent of size).

@@ -1,5 +1,9 @@
 """Trilevel NAS search space (Wu, Huang, Kumar, Sukthanker, Timofte, Van Gool; arXiv 2101.06658).
 
+This module holds the space (the network, its mutable modules) and its cost model
+(:meth:`TrilevelSpace.cost`); the supernet forms of the network path are in
+:mod:`srnas_nni.spaces.oneshot.trilevel`.
+
 Three levels of decisions, relaxed together in the paper:
 
 * **network level** (``network/path``): the *path* through the network, a string over ``C``
@@ -8,10 +12,8 @@ Three levels of decisions, relaxed together in the paper:
   grows a tree of all such paths (every prefix is a node), mixes the exits' feature maps with
   weights gamma and derives the path to the heaviest exit; here that is the custom mutable
   module :class:`NetworkPath` (a ``Categorical`` over the path strings) with its own supernet
-  forms: :class:`NetworkPathSampling` (one path per step, for ``RandomOneShot``) and
-  :class:`NetworkPathDifferentiable` (every exit computed once over a shared prefix trie and
-  mixed with softmax(gamma), for ``DARTS``/``GumbelDARTS``), registered by
-  :meth:`TrilevelSpace.extra_oneshot_hooks`.
+  forms: one path per step for ``RandomOneShot``, and every exit computed once over a shared
+  prefix trie and mixed with softmax(gamma) for ``DARTS``/``GumbelDARTS``.
 * **cell level** (``cell{k}/op{j}``): a cell is a chain of ``ops_per_cell`` ops with a scaled
   residual, ``x + 0.2 * chain(x)``; each position picks one of ``conv1x1`` (1x1 conv +
   LeakyReLU, AGD's "skip", a real layer because widths change), ``conv3x3`` (3x3 conv +
@@ -72,18 +74,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from . import register_space
+from .base import SpaceCost, SRModelSpace, frozen_copy
 
 from nni.mutable import Categorical, SampleValidationError, label_scope  # noqa: E402
 from nni.nas.nn.pytorch import LayerChoice, MutableConv2d, MutableModule  # noqa: E402
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule  # noqa: E402
-
-from . import register_space  # noqa: E402
-from .base import DifferentiableChoice, SpaceCost, SRModelSpace, frozen_copy  # noqa: E402
 
 __all__ = [
-    "TrilevelSpace", "NetworkPath", "NetworkPathSampling", "NetworkPathDifferentiable", "SelectedPath",
-    "TrilevelCell", "ChainOp", "NearestUpsampleConv", "candidate_paths", "make_divisible", "OP_NAMES",
+    "TrilevelSpace", "NetworkPath", "SelectedPath", "TrilevelCell", "ChainOp", "NearestUpsampleConv",
+    "candidate_paths", "make_divisible", "path_steps", "OP_NAMES", "CELL", "UP",
 ]
 
 #: The four cell primitives, in the derived code's order.
@@ -226,7 +225,7 @@ class SelectedPath(nn.Sequential):
         return f"path={self.path!r}"
 
 
-def _steps(path: str) -> list[tuple[str, int]]:
+def path_steps(path: str) -> list[tuple[str, int]]:
     """``"CCUC"`` -> ``[("C", 0), ("C", 1), ("U", 0), ("C", 2)]``: which cell / up layer each step uses."""
     counts = {CELL: 0, UP: 0}
     steps = []
@@ -241,8 +240,8 @@ class NetworkPath(MutableModule):
 
     ``cells[k]`` is the k-th cell along any path, ``ups[u]`` the u-th up layer; ``path_choice``
     is the ``Categorical`` over the candidate path strings (label ``network/path``). Freezing
-    gives a :class:`SelectedPath`; one-shot strategies replace it with
-    :class:`NetworkPathSampling` or :class:`NetworkPathDifferentiable`.
+    gives a :class:`SelectedPath`; one-shot strategies replace it with one of its supernet forms
+    (:mod:`srnas_nni.spaces.oneshot.trilevel`).
     """
 
     def __init__(self, cells: Sequence[nn.Module], ups: Sequence[nn.Module], path_choice: Categorical):
@@ -266,7 +265,7 @@ class NetworkPath(MutableModule):
             raise ValueError(f"path {path!r} does not fit {len(self.cells)} cells and {len(self.ups)} up layers")
 
     def layers_of(self, path: str) -> list[nn.Module]:
-        return [self.cells[i] if kind == CELL else self.ups[i] for kind, i in _steps(path)]
+        return [self.cells[i] if kind == CELL else self.ups[i] for kind, i in path_steps(path)]
 
     def run_path(self, x: torch.Tensor, path: str) -> torch.Tensor:
         for layer in self.layers_of(path):
@@ -282,7 +281,7 @@ class NetworkPath(MutableModule):
                             path_choice: Categorical) -> nn.Module:
         # Inside a frozen model context the cells were already built frozen.
         path = path_choice.freeze(sample)
-        return SelectedPath(path, [cells[i] if kind == CELL else ups[i] for kind, i in _steps(path)])
+        return SelectedPath(path, [cells[i] if kind == CELL else ups[i] for kind, i in path_steps(path)])
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         self.validate(sample)
@@ -291,86 +290,6 @@ class NetworkPath(MutableModule):
 
     def extra_repr(self) -> str:
         return f"label={self.label!r}, paths={len(self.path_choice.values)}"
-
-
-class NetworkPathSampling(NetworkPath, BaseSuperNetModule):
-    """Path-sampling supernet form of :class:`NetworkPath` (``RandomOneShot``): one path per step."""
-
-    def __init__(self, cells: Sequence[nn.Module], ups: Sequence[nn.Module], path_choice: Categorical):
-        super().__init__(cells, ups, path_choice)
-        self._sampled: str | None = None
-
-    @classmethod
-    def mutate(cls, module: nn.Module, name: str, memo: dict[str, Any], mutate_kwargs: dict[str, Any]):
-        if type(module) is NetworkPath:
-            return cls(list(module.cells), list(module.ups), module.path_choice)
-        return None
-
-    def resample(self, memo: dict[str, Any]) -> dict[str, Any]:
-        self._sampled = memo[self.label] if self.label in memo else self.path_choice.random()
-        return {self.label: self._sampled}
-
-    def export(self, memo: dict[str, Any]) -> dict[str, Any]:
-        # Like NNI's path-sampling layers: a random path (the search happens elsewhere).
-        return {} if self.label in memo else {self.label: self.path_choice.random()}
-
-    def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        if self.label in memo:
-            return {}
-        uniform = 1.0 / len(self.path_choice.values)
-        return {self.label: {path: uniform for path in self.path_choice.values}}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._sampled is None:
-            raise RuntimeError(f"{self.label}: resample() must pick a path before the forward pass")
-        return self.run_path(x, self._sampled)
-
-
-class NetworkPathDifferentiable(NetworkPath, DifferentiableChoice):
-    """Differentiable supernet form of :class:`NetworkPath` (``DARTS``, ``GumbelDARTS``).
-
-    Every candidate exit is computed once, sharing prefixes (a trie walk: ``"CCU"`` reuses the
-    features of ``"CC"``), and the output is ``sum_j softmax(gamma)_j * h_j``: the paper's relaxed
-    mixture of exits. ``export`` takes the heaviest exit. ``softmax`` is the strategy's (a
-    sparsestmax module can be passed through ``mutate_kwargs['softmax']``).
-    """
-
-    def __init__(self, cells: Sequence[nn.Module], ups: Sequence[nn.Module], path_choice: Categorical,
-                 alpha: torch.Tensor, softmax: nn.Module):
-        super().__init__(cells, ups, path_choice)
-        self._init_relaxation(alpha, softmax)
-
-    @property
-    def relaxed_choice(self) -> Categorical:
-        return self.path_choice
-
-    @classmethod
-    def relax(cls, module, alpha, softmax):
-        return cls(list(module.cells), list(module.ups), module.path_choice, alpha, softmax)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.mixture_weights()
-        # Exits whose weight is exactly 0 (sparse relaxations) are not computed at all.
-        active = (weights.detach() != 0).tolist()
-        features: dict[str, torch.Tensor] = {}
-        mixture: torch.Tensor | None = None
-        for index, path in enumerate(self.path_choice.values):
-            if not active[index]:
-                continue
-            # Longest already-computed prefix, then the remaining steps.
-            start = len(path)
-            while start > 0 and path[:start] not in features:
-                start -= 1
-            out = features[path[:start]] if start > 0 else x
-            steps = _steps(path)
-            for position in range(start, len(path)):
-                kind, i = steps[position]
-                out = (self.cells[i] if kind == CELL else self.ups[i])(out)
-                features[path[:position + 1]] = out
-            term = weights[index] * out
-            mixture = term if mixture is None else mixture + term
-        assert mixture is not None
-        return mixture
 
 
 class TrilevelNetwork(nn.Module):
@@ -393,6 +312,8 @@ _UP_FACTORS = {2: (2,), 3: (3,), 4: (2, 2)}
 @register_space("trilevel")
 class TrilevelSpace(SRModelSpace):
     """Trilevel NAS: network path x cell ops x kernel widths (see the module docstring)."""
+
+    supernet_forms = "trilevel"  # network/path; NNI's forms cover LayerChoice and MutableConv2d
 
     def __init__(
         self,
@@ -462,7 +383,7 @@ class TrilevelSpace(SRModelSpace):
             for j in range(self.ops_per_cell):
                 if j < self.ops_per_cell - 1:
                     with label_scope(f"op{j}"):
-                        cout: Any = nni.choice("width", list(self.widths))
+                        cout: Any = Categorical(list(self.widths), label="width")
                 else:
                     cout = self.channels  # the chain returns to C for the residual
                 candidates = {name: ChainOp(name, cin, cout, dws_expansion=self.dws_expansion)
@@ -476,18 +397,6 @@ class TrilevelSpace(SRModelSpace):
         levels = super().controller_levels()
         levels["network"] = levels.pop("network")
         return levels
-
-    @classmethod
-    def extra_oneshot_hooks(cls, strategy) -> list:
-        """Supernet forms of ``network/path``; NNI's defaults cover LayerChoice and MutableConv2d."""
-        from nni.nas.strategy import DARTS, RandomOneShot
-
-        hooks = list(super().extra_oneshot_hooks(strategy))
-        if isinstance(strategy, DARTS):  # also GumbelDARTS (a DARTS subclass)
-            hooks.append(NetworkPathDifferentiable.mutate)
-        elif isinstance(strategy, RandomOneShot):
-            hooks.append(NetworkPathSampling.mutate)
-        return hooks
 
     # ---------------------------------------------------------------------------------------
     # cost model

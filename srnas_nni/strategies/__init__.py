@@ -1,19 +1,26 @@
-"""Search strategies as NNI 3.0 strategies, selectable by name.
+"""Search strategies as NNI 3.0 strategies, selectable by name: the registry.
 
 ``get("random", seed=0)`` builds a registered strategy; ``load_strategy_preset("random")`` builds
 one from the preset ``random.yaml`` in :data:`srnas_nni.presets.STRATEGY_PRESETS` (``strategies/``
 in a clone): ``name:`` plus keyword arguments, the shape of NNI's ``tuner: {name, classArgs}``.
+A strategy declares its options once, as a dataclass given to :func:`register_strategy`; ``get``
+rejects an unknown option by name (with the closest valid one) before building anything.
 Third-party packages register strategies through the Python entry point group
 ``srnas_nni.strategies`` (``name = "package.module:StrategyClass"``).
 
 Modules: :mod:`.builtin` (NNI's own strategies, with a Pareto archive for multi-trial ones),
-:mod:`.optuna` (Optuna samplers: NSGA-II/III, TPE, GP, random), :mod:`.pareto` (the archive),
-:mod:`.encoding` (a space as flat categorical choices), :mod:`.sparsestmax` (the SparsestMax
-relaxation of Trilevel NAS, a drop-in ``softmax`` for DARTS-style strategies).
+:mod:`.pareto` (the archive), :mod:`.optuna` (Optuna samplers: NSGA-II/III, TPE, GP, random,
+evolution), :mod:`.differentiable` (DARTS-family searches: the shared machinery, the SparsestMax
+relaxation of Trilevel NAS, sparsestmax_darts, dlsr, hinas), :mod:`.hierarchical_rl` (the HNAS /
+DeCoNAS controller, multi-trial and with parameter sharing). The registry loads them by module name
+on first lookup (a plug-in mechanism, as entry points are), so ``import srnas_nni.strategies`` is light.
+
+Layer: imports the layers beneath (basics, study, nni_adapter, models, evaluation, spaces).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from importlib.metadata import entry_points
@@ -24,15 +31,16 @@ from ..errors import SRNASError
 from ..presets import STRATEGY_PRESETS, closest_hint, preset_names, read_preset
 from ..registry import Registry
 
-__all__ = ["register_strategy", "get", "accepts_option", "list_strategies", "check_compatible", "load_strategy_preset",
-           "strategy_preset_names",
+__all__ = ["register_strategy", "get", "accepts_option", "is_one_shot", "list_strategies", "check_compatible",
+           "load_strategy_preset", "strategy_preset_names",
            "STRATEGY_PRESET_DIR", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "srnas_nni.strategies"
 #: YAML presets users swap (``strategies/`` in a clone); kept under this name for callers.
 STRATEGY_PRESET_DIR = STRATEGY_PRESETS
 #: Modules of this package that register strategies when imported.
-_STRATEGY_MODULES = ("builtin", "optuna", "hierarchical_rl", "sparsestmax_darts", "dlsr", "hinas")
+_STRATEGY_MODULES = ("builtin", "optuna", "hierarchical_rl", "differentiable.sparsestmax_darts", "differentiable.dlsr",
+                     "differentiable.hinas")
 
 
 def _load_all() -> None:
@@ -50,17 +58,20 @@ _STRATEGIES: Registry[Callable[..., Any]] = Registry("strategy", loader=_load_al
 _OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register_strategy(name: str, *, options: tuple[str, ...] | None = None):
+def register_strategy(name: str, *, options: Any = None):
     """Decorator: register a strategy class (or builder) under ``name``.
 
-    ``options`` lists the keyword arguments it accepts, for builders whose signature cannot tell
-    (NNI's strategies take ``**kwargs`` and ignore what they do not know: a typo in a YAML preset
-    would pass silently). Without it the signature is used.
+    ``options`` declares the keyword arguments it accepts: a dataclass (the strategy's own options
+    type: its fields are the options, declared once, and the strategy builds and validates it) or,
+    for NNI's strategies, which take ``**kwargs`` and ignore what they do not know (a typo in a YAML
+    preset would pass silently), a tuple of names. Without it the signature is used.
     """
 
     def decorate(builder):
         _STRATEGIES.register(name, builder)
-        if options is not None:
+        if dataclasses.is_dataclass(options):
+            _OPTIONS[name] = tuple(field.name for field in dataclasses.fields(options))
+        elif options is not None:
             _OPTIONS[name] = tuple(options)
         return builder
 
@@ -68,10 +79,11 @@ def register_strategy(name: str, *, options: tuple[str, ...] | None = None):
 
 
 def _accepted_options(name: str) -> tuple[str, ...] | None:
+    builder = _STRATEGIES.lookup(name)  # first: loads the built-in modules, which declare their options
     if name in _OPTIONS:
         return _OPTIONS[name]
     try:
-        parameters = inspect.signature(_STRATEGIES.lookup(name)).parameters.values()
+        parameters = inspect.signature(builder).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -83,6 +95,13 @@ def accepts_option(name: str, option: str) -> bool:
     """Whether the registered strategy ``name`` takes the keyword argument ``option`` (False when it cannot tell)."""
     accepted = _accepted_options(name)
     return accepted is not None and option in accepted
+
+
+def is_one_shot(strategy: Any) -> bool:
+    """Whether ``strategy`` trains one supernet (NNI's one-shot family) rather than one network per trial."""
+    from ..nni_adapter.oneshot import OneShotStrategy
+
+    return isinstance(strategy, OneShotStrategy)
 
 
 def list_strategies() -> list[str]:

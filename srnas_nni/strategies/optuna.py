@@ -2,61 +2,81 @@
 
 ``get("optuna", sampler="nsga2")`` (or the presets ``nsga2``, ``nsga3``, ``optuna_tpe``, ``gp``,
 ``optuna_random`` in ``strategies/``). Each architecture is one Optuna trial: the strategy asks one
-categorical per label of the space (through :class:`~.encoding.SpaceEncoding`, so ``InputChoice``
-labels work too), freezes the sample, submits it to NNI's engine, and tells Optuna the three
-objectives from the evaluator's metric dict (maximise PSNR, minimise params and Mult-Adds). A
+categorical per label of the space (through :class:`~srnas_nni.spaces.encoding.SpaceEncoding`, so
+``InputChoice`` labels work too), freezes the sample, submits it to NNI's engine, and tells Optuna the
+three objectives from the evaluator's metric dict (maximise PSNR, minimise params and Mult-Adds). A
 candidate that fails, or reports no complete objectives, is told as a failed trial.
 
 Samplers by name: ``nsga2`` (``NSGAIISampler``), ``nsga3`` (``NSGAIIISampler``), ``tpe``
 (``TPESampler``, multi-objective), ``gp`` (``GPSampler``), ``random`` (``RandomSampler``), ``evolution``
-(:class:`~srnas_nni.evolution_sampler.RegularizedEvolutionSampler`: NNI's aging evolution with the study as
+(:class:`~srnas_nni.study.evolution_sampler.RegularizedEvolutionSampler`: NNI's aging evolution with the study as
 its population, so that ``srnas worker`` processes can share it); ``sampler_options`` go to the sampler's
 constructor. With ``storage`` (an SQLAlchemy URL) the study persists and a restarted search continues it; in
-memory otherwise.
+memory otherwise. The options are declared once, in :class:`OptunaOptions`.
 
-:class:`OptunaTuner` is the same search as an NNI HPO tuner, for ``nnictl`` experiment files.
+:class:`srnas_nni.nni_tuner.OptunaTuner` (:mod:`srnas_nni.nni_adapter.tuner`, re-exported here) is the same
+search as an NNI HPO tuner, for ``nnictl`` experiment files.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
-# The samplers, the study and the NNI HPO tuners live in a module that imports neither torch nor
-# NNI's NAS (NNI gives its tuner process 10 s to connect); the strategy shares them.
-from ..nni_tuner import (  # noqa: F401  (re-exported)
-    DIRECTIONS, METRIC_NAMES, SAMPLERS, OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner,
-    OptunaTPETuner, OptunaTuner, make_sampler, make_study, objective_values,
+from ..nni_adapter.strategy import ModelEventType, Strategy  # first: NNI under the adapter's warning filter
+from ..nni_adapter.tuner import (  # noqa: F401  (re-exported: the same classes by either path)
+    OptunaGPTuner, OptunaNSGA2Tuner, OptunaNSGA3Tuner, OptunaRandomTuner, OptunaTPETuner, OptunaTuner,
 )
-from ..optuna_state import restore_sampler_random_state, restore_study, sampler_random_state, study_to_plain
+from ..spaces.encoding import SpaceEncoding
+from ..study.objectives import DIRECTIONS, METRIC_NAMES, objective_values  # noqa: F401
+from ..study.sampler_state import restore_sampler_random_state, restore_study, sampler_random_state, study_to_plain
+from ..study.storage import SAMPLERS, make_sampler, make_study  # noqa: F401
 from . import register_strategy
-from .encoding import SpaceEncoding
 from .pareto import ParetoArchiveMixin
 
-from nni.nas.execution import ModelEventType  # noqa: E402
-from nni.nas.strategy import Strategy  # noqa: E402
-
-__all__ = ["SAMPLERS", "make_sampler", "make_study", "objective_values", "OptunaStrategy", "OptunaTuner",
-           "OptunaNSGA2Tuner", "OptunaNSGA3Tuner", "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
+__all__ = ["OptunaOptions", "OptunaStrategy", "OptunaTuner", "OptunaNSGA2Tuner", "OptunaNSGA3Tuner",
+           "OptunaTPETuner", "OptunaGPTuner", "OptunaRandomTuner"]
 
 
-@register_strategy("optuna", options=("sampler", "seed", "sampler_options", "storage", "study_name"))
+@dataclass
+class OptunaOptions:
+    """Options of the ``optuna`` strategy (its YAML keys), checked on construction.
+
+    Attributes:
+        sampler: a name of :data:`~srnas_nni.study.storage.SAMPLERS`.
+        seed: the sampler's seed (unseeded when None).
+        sampler_options: keyword arguments of the sampler's constructor.
+        storage: SQLAlchemy URL of the study (in memory when None).
+        study_name: the study's name (default ``srnas-<sampler>``).
+    """
+
+    sampler: str = "nsga2"
+    seed: int | None = None
+    sampler_options: dict[str, Any] | None = None
+    storage: str | None = None
+    study_name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.sampler_options = dict(self.sampler_options or {})
+        make_sampler(self.sampler, self.seed, **self.sampler_options)  # fail on bad options now, not at run time
+        self.study_name = self.study_name or f"srnas-{self.sampler}"
+
+
+@register_strategy("optuna", options=OptunaOptions)
 class OptunaStrategy(ParetoArchiveMixin, Strategy):
-    """Ask Optuna for architectures, tell it (PSNR, params, Mult-Adds); see the module docstring."""
+    """Ask Optuna for architectures, tell it (PSNR, params, Mult-Adds); see the module docstring.
 
-    def __init__(self, sampler: str = "nsga2", seed: int | None = None, sampler_options: dict | None = None,
-                 storage: str | None = None, study_name: str | None = None):
+    Arguments: the fields of :class:`OptunaOptions` (``sampler`` may be given by position), kept as
+    :attr:`options`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__()
-        self.sampler_name = sampler
-        self.seed = seed
-        self.sampler_options = dict(sampler_options or {})
-        make_sampler(sampler, seed, **self.sampler_options)  # fail on bad options now, not at run time
-        self.storage = storage
-        self.study_name = study_name or f"srnas-{sampler}"
+        self.options = OptunaOptions(*args, **kwargs)
         self.study: optuna.Study | None = None
         self._trials: dict[Any, optuna.trial.Trial] = {}
         #: ``(event, trial)`` called before a trial is told: adds user attributes (the run's tracking).
@@ -68,11 +88,30 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         self.defer_tells = False
         self.pending_tells: list[tuple[optuna.trial.Trial, list[float] | None, Any]] = []
 
+    # The search runner points the strategy at the run's study through these two.
+    @property
+    def storage(self) -> str | None:
+        return self.options.storage
+
+    @storage.setter
+    def storage(self, url: str | None) -> None:
+        self.options.storage = url
+
+    @property
+    def study_name(self) -> str:
+        return self.options.study_name
+
+    @study_name.setter
+    def study_name(self, name: str) -> None:
+        self.options.study_name = name
+
     def _initialize(self, model_space, engine):
         initialized = super()._initialize(model_space, engine)
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._tell_objectives)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._tell_failure)
-        self.study = make_study(self.sampler_name, self.seed, self.sampler_options, self.storage, self.study_name)
+        options = self.options
+        self.study = make_study(options.sampler, options.seed, options.sampler_options, options.storage,
+                                options.study_name)
         return initialized
 
     def _cleanup(self) -> None:
@@ -137,9 +176,9 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         * ``pareto_archive``, ``study_name`` and ``pending_tells`` (results checkpointed before they
           were told, as ``(trial number, values or None)``);
         * ``sampler``: the sampler's name and the state of its random generators
-          (:func:`~srnas_nni.optuna_state.sampler_random_state`);
+          (:func:`~srnas_nni.study.sampler_state.sampler_random_state`);
         * ``study``: for an in-memory study only, its trials and system attributes
-          (:func:`~srnas_nni.optuna_state.study_to_plain`); a persistent study (``storage``) keeps them.
+          (:func:`~srnas_nni.study.sampler_state.study_to_plain`); a persistent study (``storage``) keeps them.
 
         Contract of :meth:`load_state_dict` (after ``initialize``, which rebuilt the sampler from its
         name, seed and options): the generators are set back, so the next ``ask`` draws what it would
@@ -150,11 +189,11 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
         that renamed a sampler's internals, or an older checkpoint format) re-seeds them from
         ``(seed, trials so far)``: the run continues, it no longer samples as the uninterrupted one.
         """
-        state = {**super().state_dict(), "study_name": self.study_name,
+        state = {**super().state_dict(), "study_name": self.options.study_name,
                  "pending_tells": [[trial.number, values] for trial, values, _ in self.pending_tells]}
         if self.study is not None:
-            state["sampler"] = {"name": self.sampler_name, "random_state": sampler_random_state(self.study.sampler)}
-            if self.storage is None:
+            state["sampler"] = {"name": self.options.sampler, "random_state": sampler_random_state(self.study.sampler)}
+            if self.options.storage is None:
                 state["study"] = study_to_plain(self.study)
         # Through JSON: proof that it is plain data, and NNI's ``label`` parameter names (a str subclass)
         # become plain str.
@@ -175,9 +214,9 @@ class OptunaStrategy(ParetoArchiveMixin, Strategy):
             elif legacy_trials:
                 self.study.add_trials(legacy_trials)
         random_state = sampler.get("random_state") if isinstance(sampler, dict) else None
-        if isinstance(sampler, dict) and sampler.get("name") not in (None, self.sampler_name):
+        if isinstance(sampler, dict) and sampler.get("name") not in (None, self.options.sampler):
             random_state = None  # the configuration names another sampler now: start its generators afresh
-        restore_sampler_random_state(self.study.sampler, random_state, seed=self.seed,
+        restore_sampler_random_state(self.study.sampler, random_state, seed=self.options.seed,
                                      trials_so_far=len(self.study.get_trials(deepcopy=False)))
         # Results checkpointed but not yet told when the process stopped: tell them now (exactly once).
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}

@@ -11,40 +11,15 @@ archive is part of the strategy's ``state_dict`` so a resumed search keeps it.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..nni_compat import nni  # noqa: F401  (NNI imported under our warning filter)
+from ..nni_adapter.loader import nni  # noqa: F401  (NNI imported under our warning filter)
+from ..study.objectives import dominates, objective_vector
 
-from nni.nas.execution import FinalMetricEvent, ModelEventType  # noqa: E402
+from ..nni_adapter.strategy import FinalMetricEvent, ModelEventType  # noqa: E402
 
-__all__ = ["OBJECTIVES", "ArchiveEntry", "ParetoArchive", "ParetoArchiveMixin", "dominates"]
-
-#: (metric key, direction): the objectives every srnas-nni search optimises.
-OBJECTIVES: tuple[tuple[str, str], ...] = (("psnr", "max"), ("params", "min"), ("multadds", "min"))
-
-
-def _objective_vector(metrics: dict[str, Any]) -> tuple[float, ...] | None:
-    """Objectives as numbers to maximise (minimised ones negated); None when incomplete/invalid."""
-    values = []
-    for key, direction in OBJECTIVES:
-        value = metrics.get(key)
-        if value is None:
-            return None
-        value = float(value)
-        if math.isnan(value):
-            return None
-        values.append(value if direction == "max" else -value)
-    return tuple(values)
-
-
-def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True if ``a`` is at least as good as ``b`` in every objective and better in one."""
-    va, vb = _objective_vector(a), _objective_vector(b)
-    if va is None or vb is None:
-        return False
-    return all(x >= y for x, y in zip(va, vb)) and any(x > y for x, y in zip(va, vb))
+__all__ = ["ArchiveEntry", "ParetoArchive", "ParetoArchiveMixin"]
 
 
 @dataclass
@@ -72,7 +47,7 @@ class ParetoArchive:
 
     def front(self) -> list[ArchiveEntry]:
         """Non-dominated entries with all three objectives, best PSNR first (O(n^2), n = trials)."""
-        complete = [e for e in self.entries if _objective_vector(e.metrics) is not None]
+        complete = [e for e in self.entries if objective_vector(e.metrics) is not None]
         front = [e for e in complete if not any(dominates(o.metrics, e.metrics) for o in complete if o is not e)]
         unique: list[ArchiveEntry] = []
         for entry in front:  # the same architecture evaluated twice counts once
